@@ -1,0 +1,100 @@
+"""What every command shares: the state object, ``-E``, logging, and rich output."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nxgid.experiment.layout import Experiment
+
+
+@dataclass
+class State:
+    experiment_path: Path | None = None
+    verbose: int = 0
+    debug: bool = False
+
+    def experiment(self) -> Experiment:
+        """The experiment named by -E, else the one containing the current directory."""
+        from nxgid.experiment.layout import Experiment
+        from nxgid.experiment.logbook import attach
+
+        experiment = Experiment.open(self.experiment_path or Path.cwd())
+        attach(experiment)
+        return experiment
+
+    def experiment_or_none(self) -> Experiment | None:
+        from nxgid.errors import NotInExperimentError
+
+        try:
+            return self.experiment()
+        except NotInExperimentError:
+            if self.experiment_path is not None:
+                raise
+            return None
+
+
+def _remember_experiment(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    if value is not None:
+        ctx.ensure_object(State).experiment_path = Path(value)
+    return value
+
+
+def experiment_option(function):
+    """``--experiment/-E PATH``, accepted before or after the subcommand."""
+    return click.option(
+        "-E", "--experiment", type=click.Path(file_okay=False, path_type=Path),
+        callback=_remember_experiment, expose_value=False, is_eager=True,
+        help="Experiment directory (or any path inside it); default: the one containing "
+             "the current directory.")(function)
+
+
+pass_state = click.make_pass_decorator(State, ensure=True)
+
+
+class _StderrFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure_logging(verbose: int) -> None:
+    """Warnings (or more with -v) on stderr; the experiment log is attached separately."""
+    logger = logging.getLogger("nxgid")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_nxgid_stderr", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler._nxgid_stderr = True  # type: ignore[attr-defined]
+    handler.setLevel(logging.WARNING if verbose == 0 else
+                     logging.INFO if verbose == 1 else logging.DEBUG)
+    handler.setFormatter(_StderrFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+    logger.propagate = False
+
+
+def console() -> Console:
+    """A rich console on stdout; wide enough for tables when output is not a terminal.
+
+    Markup is off: paths and ``[section]`` names are printed as they are.
+    """
+    from rich.console import Console
+
+    plain = Console(markup=False, highlight=False)
+    if plain.is_terminal:
+        return plain
+    return Console(width=max(plain.width, 140), no_color=True, markup=False, highlight=False)
+
+
+def local_time(moment) -> str:
+    """A timestamp as local time, to the second."""
+    if moment is None:
+        return ""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

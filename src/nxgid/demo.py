@@ -1,0 +1,162 @@
+"""``nxgid demo``: a complete example beamtime, built in one directory.
+
+The demo has its own site settings (``DIR/site/settings.ini``) and never reads or
+writes the user's. It goes through the same library functions as the commands do:
+
+1. site settings with a raw tree (``DIR/raw``) and an analysis home (``DIR/analysis``);
+2. the experiment, created with ``experiment new``;
+3. two samples with labels, as ``sample new`` makes them;
+4. scans in those labels, registered in the workflow database by ``db sync``.
+
+The scan files written here hold the scan structure (entries ``f1…fN`` whose data are
+relative external links to ``<scan>/fN.h5``, the sample and its scan variable); the
+configuration, calibration and synthetic detector frames arrive with later issues.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nxgid.errors import ExistsError
+from nxgid.experiment.layout import Experiment, ScanRef
+from nxgid.experiment.logbook import attach, detach, scan_extra
+from nxgid.settings.store import create_site_file, load_effective
+from nxgid.workflow.status import ScanStatus, scan_status
+from nxgid.workflow.sync import SyncReport, sync
+from nxgid.workflow.workspace import new_experiment, new_sample, open_database
+
+log = logging.getLogger("nxgid.demo")
+
+MARKER = ".nxgid-demo"
+EXPERIMENT = "gid-demo-2026"
+
+#: sample -> label -> scan -> (temperature in K, number of entries)
+PLAN: dict[str, dict[str, dict[str, tuple[float, int]]]] = {
+    "pentacene-SiO2": {
+        "as-grown": {"s001": (295.0, 2), "s002": (295.0, 2)},
+        "anneal-150C": {"s003": (423.0, 2)},
+    },
+    "P3HT-blend": {
+        "rt": {"s004": (295.0, 3)},
+    },
+}
+
+
+@dataclass
+class DemoReport:
+    directory: Path
+    site_file: Path
+    raw_directory: Path
+    experiment: Experiment
+    sync: SyncReport
+    status: list[ScanStatus]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _prepare(directory: Path, overwrite: bool) -> None:
+    if directory.exists() and any(directory.iterdir()):
+        if not overwrite:
+            raise ExistsError(f"demo directory {directory} is not empty: choose a new "
+                              "directory, or pass --overwrite to rebuild an earlier demo")
+        if not (directory / MARKER).exists():
+            raise ExistsError(f"{directory} is not empty and was not made by `nxgid demo`; "
+                              "--overwrite only replaces an earlier demo, so nothing was "
+                              "changed")
+        for child in directory.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("made by `nxgid demo`; `--overwrite` may replace it\n")
+
+
+def write_scan_file(experiment: Experiment, ref: ScanRef, entries: int,
+                    temperature_K: float) -> Path:
+    """A scan file with entries ``f1…fN`` linking (relatively) to ``<scan>/fN.h5``."""
+    import h5py
+    import numpy as np
+
+    from nxgid.experiment.layout import entry_name
+
+    path = experiment.scan_file(ref)
+    experiment.scan_dir(ref).mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with h5py.File(tmp, "w") as root:
+        root.attrs["NX_class"] = "NXroot"
+        root.attrs["default"] = "entry"
+        top = root.create_group("entry")
+        top.attrs["NX_class"] = "NXentry"
+        sample = top.create_group("sample")
+        sample.attrs["NX_class"] = "NXsample"
+        sample["name"] = ref.sample
+        sample["temperature"] = np.float64(temperature_K)
+        sample["temperature"].attrs["units"] = "K"
+        for index in range(1, entries + 1):
+            name = entry_name(index)
+            entry = root.create_group(name)
+            entry.attrs["NX_class"] = "NXentry"
+            data = entry.create_group("data")
+            data.attrs["NX_class"] = "NXdata"
+            data.attrs["signal"] = "data"
+            data["data"] = h5py.ExternalLink(experiment.raw_link(ref, name), "/entry/data/data")
+    tmp.replace(path)
+    log.info("wrote scan file with %d entries", entries, extra=scan_extra(ref))
+    return path
+
+
+def build_demo(directory: Path, *, overwrite: bool = False,
+               progress: Callable[[str], None] | None = None) -> DemoReport:
+    """Build the demo beamtime in *directory* and return what was made."""
+    say = progress or (lambda _message: None)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    directory = directory.expanduser().resolve()
+    _prepare(directory, overwrite)
+
+    say("site settings")
+    site_file = directory / "site" / "settings.ini"
+    create_site_file(site_file, {
+        "instrument": {
+            "source": "Demo Synchrotron", "source_type": "Synchrotron X-ray Source",
+            "instrument": "demo-gid", "raw_home": str(directory / "raw"),
+            "analysis_home": str(directory / "analysis"),
+        },
+        "configuration": {"wavelength_A": "0.9537", "distance_mm": "285.0",
+                          "detector": "Pilatus2M", "incidence_angle_deg": "0.15",
+                          "polarization_factor": "0.99"},
+    })
+    site = load_effective(site_file)
+    raw = directory / "raw" / EXPERIMENT
+    raw.mkdir(parents=True)
+    timings["settings"] = time.perf_counter() - start
+
+    say("experiment")
+    experiment = new_experiment(EXPERIMENT, site)
+    handler = attach(experiment)
+    try:
+        log.info("demo beamtime started in %s", directory)
+        timings["experiment"] = time.perf_counter() - start
+        say("samples and scans")
+        for sample, labels in PLAN.items():
+            for label, scans in labels.items():
+                new_sample(experiment, sample, label)
+                for scan, (temperature_K, entries) in scans.items():
+                    write_scan_file(experiment, ScanRef(sample, label, scan), entries,
+                                    temperature_K)
+        timings["samples"] = time.perf_counter() - start
+        say("database")
+        with open_database(experiment, site_path=site_file) as database:
+            report = sync(database)
+            status = scan_status(database)
+        timings["database"] = time.perf_counter() - start
+        log.info("demo beamtime ready: %s", report.summary())
+    finally:
+        detach(handler)
+    return DemoReport(directory=directory, site_file=site_file, raw_directory=raw,
+                      experiment=experiment, sync=report, status=status, timings_s=timings)

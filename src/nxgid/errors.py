@@ -1,0 +1,46 @@
+"""Errors a user can cause and fix.
+
+Every expected failure (a bad name, a missing file, an invalid value, a command run
+outside an experiment) raises a :class:`NxgidError` whose message is one line naming the
+thing and what was expected. The CLI prints it as ``error: <message>`` and exits with
+status 2; anything else is a bug and keeps its traceback under ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class NxgidError(Exception):
+    """An expected error with a one-line, user-facing message."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidNameError(NxgidError, ValueError):
+    """A sample, label, scan or experiment name breaks the naming rule."""
+
+
+class SettingsError(NxgidError, ValueError):
+    """A settings file, section, key or value is invalid."""
+
+
+class NotInExperimentError(NxgidError):
+    """A command that needs an experiment was run outside of one."""
+
+
+class ExistsError(NxgidError, FileExistsError):
+    """Something would be overwritten; nxgid never clobbers without being told to."""
+
+
+class MissingError(NxgidError, FileNotFoundError):
+    """A file or directory the user named does not exist."""
+
+
+class DatabaseError(NxgidError):
+    """The workflow database cannot be reached or has an unexpected schema."""

@@ -1,0 +1,261 @@
+"""Typed settings: one pydantic model per ``settings.ini`` section.
+
+Units live in the key names (``wavelength_A``, ``distance_mm``, ``*_deg``, ``*_hz``).
+Every model forbids unknown fields; the store (:mod:`nxgid.settings.store`) sets unknown
+keys aside before validation, keeps them in the file and reports them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from nxgid.nexus_names import RESULT_NAMES, SOURCE_TYPES
+
+#: Version of the settings layout written by this nxgid. Version 0 is NXRefine's layout
+#: (sections ``nxrefine`` / ``nxreduce``, keys without units), migrated on read.
+SCHEMA_VERSION = 1
+
+#: Database URL schemes nxgid supports (SQLAlchemy dialect+driver names).
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "mysql+pymysql",
+                    "mariadb+pymysql")
+
+
+class Section(BaseModel):
+    """Base of every section: strict about keys, lenient about ini spellings of values."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def describe(cls, key: str) -> str:
+        """The documentation of *key* (with its unit)."""
+        return cls.model_fields[key].description or ""
+
+
+def _relative_path(value: str, key: str) -> str:
+    if not value:
+        return ""
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{key} must be a relative path below the home directory, "
+                         "without '..'")
+    return str(path)
+
+
+class ServerSettings(Section):
+    """``[server]``: how and where tasks run (site-wide; never copied into experiments)."""
+
+    executor: Literal["local", "dask"] = Field(
+        "local", description="where reduction tasks run: local worker processes or a Dask cluster")
+    workers: int = Field(2, ge=1, le=4096, description="number of local worker processes")
+    scheduler: str = Field(
+        "", description="Dask scheduler address, e.g. tcp://host:8786 (executor = dask)")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL of the workflow database; empty = SQLite in "
+                        "tasks/nxdatabase.db (postgresql+psycopg://…, mysql+pymysql://…)")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_address(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?/?", value):
+            raise ValueError("expected a Dask address such as tcp://host:8786")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                "expected an SQLAlchemy URL starting with one of "
+                + ", ".join(f"{s}://" for s in DATABASE_SCHEMES))
+        return value
+
+
+class InstrumentSettings(Section):
+    """``[instrument]``: facility, beamline and where raw and analysed data live."""
+
+    source: str = Field("", description="facility or source name, e.g. ESRF, PETRA III")
+    source_type: str = Field("Synchrotron X-ray Source",
+                             description="NXsource type, e.g. 'Synchrotron X-ray Source'")
+    instrument: str = Field("", description="beamline or instrument name; selects the "
+                                            "beamline plugin used to import scans")
+    raw_home: Path | None = Field(
+        None, description="directory holding raw experiment directories (only ever read)")
+    raw_path: str = Field("", description="path of the raw data below <raw_home>/<experiment>")
+    analysis_home: Path | None = Field(
+        None, description="directory in which experiments are created "
+                          "(empty = the current directory)")
+    analysis_path: str = Field(
+        "", description="path of the experiment below <analysis_home>/<experiment>")
+
+    @field_validator("source_type")
+    @classmethod
+    def _source_type(cls, value: str) -> str:
+        for allowed in SOURCE_TYPES:
+            if value.lower() == allowed.lower():
+                return allowed
+        raise ValueError("expected one of: " + ", ".join(repr(s) for s in SOURCE_TYPES))
+
+    @field_validator("raw_home", "analysis_home", mode="before")
+    @classmethod
+    def _optional_directory(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+    @field_validator("raw_path", "analysis_path")
+    @classmethod
+    def _relative(cls, value: str, info: ValidationInfo) -> str:
+        return _relative_path(value, str(info.field_name))
+
+
+class ConfigurationSettings(Section):
+    """``[configuration]``: defaults for new experiment configurations."""
+
+    wavelength_A: float = Field(1.0, gt=0.01, le=20.0,
+                                description="x-ray wavelength in ångström (0.01–20 Å)")
+    distance_mm: float = Field(300.0, gt=0, le=100_000,
+                               description="sample–detector distance in millimetres")
+    detector: str = Field("Pilatus2M", min_length=1,
+                          description="detector name from pyFAI's detector database")
+    polarization_factor: float = Field(
+        0.99, ge=-1.0, le=1.0,
+        description="polarization factor: 1 = horizontal (synchrotron), 0 = unpolarized")
+    incidence_angle_deg: float = Field(0.2, ge=0.0, lt=90.0,
+                                       description="grazing incidence angle in degrees")
+    phi_start_deg: float = Field(-5.0, description="rotation scan start angle in degrees")
+    phi_end_deg: float = Field(360.0, description="rotation scan end angle in degrees")
+    phi_step_deg: float = Field(0.1, description="rotation scan step in degrees (not 0)")
+    frame_rate_hz: float = Field(10.0, gt=0, le=1e6, description="detector frame rate in Hz")
+    chi_deg: float = Field(0.0, description="goniometer chi angle in degrees")
+    omega_deg: float = Field(0.0, description="goniometer omega angle in degrees")
+    theta_deg: float = Field(0.0, description="goniometer theta angle in degrees")
+    detector_x_mm: float = Field(0.0, description="detector horizontal translation in mm")
+    detector_y_mm: float = Field(0.0, description="detector vertical translation in mm")
+
+    @field_validator("detector")
+    @classmethod
+    def _detector(cls, value: str, info: ValidationInfo) -> str:
+        # Checking needs pyFAI (2 s to import): only done when values are written.
+        if info.context and info.context.get("check_detector"):
+            from nxgid.detectors import check_detector_name
+
+            try:
+                check_detector_name(value)
+            except Exception as exc:  # re-raised as a validation error naming the key
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _phi_scan(self) -> ConfigurationSettings:
+        if self.phi_step_deg == 0:
+            raise ValueError("phi_step_deg must not be 0")
+        span = self.phi_end_deg - self.phi_start_deg
+        if span != 0 and (span > 0) != (self.phi_step_deg > 0):
+            raise ValueError(
+                f"phi_step_deg = {self.phi_step_deg} goes the wrong way from "
+                f"phi_start_deg = {self.phi_start_deg} to phi_end_deg = {self.phi_end_deg}")
+        return self
+
+
+class ReductionSettings(Section):
+    """``[reduction]``: defaults for reducing scans to reciprocal space."""
+
+    outputs: list[str] = Field(
+        default_factory=lambda: ["img_gid_q", "img_gid_pol"],
+        description="results to produce, comma-separated (pygid names, e.g. img_gid_q)")
+    q_unit: Literal["A^-1", "nm^-1"] = Field("A^-1", description="unit of q: A^-1 or nm^-1")
+    method: Literal["integrate", "interpolate"] = Field(
+        "integrate", description="integrate pixels into bins, or interpolate like pygid")
+    pixel_splitting: bool = Field(False, description="split pixels over bins by area")
+    errors: bool = Field(True, description="propagate Poisson variance into errors")
+    solid_angle: bool = Field(True, description="correct for the solid angle of each pixel")
+    polarization: bool = Field(True, description="correct for beam polarization")
+    air_absorption: bool = Field(False, description="correct for absorption in air")
+    sensor_efficiency: bool = Field(False, description="correct for sensor absorption efficiency")
+    film_absorption: bool = Field(False, description="correct for absorption in the thin film")
+    lorentz: bool = Field(False, description="apply the Lorentz correction")
+    refraction: bool = Field(False, description="correct q_z for refraction (GI)")
+    monitor_normalisation: bool = Field(False,
+                                        description="divide each frame by its monitor count")
+    compression: Literal["bitshuffle-lz4", "gzip", "none"] = Field(
+        "bitshuffle-lz4", description="compression of output datasets")
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _known_outputs(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in RESULT_NAMES]
+        if unknown:
+            raise ValueError(f"unknown result {', '.join(unknown)}; expected names from: "
+                             + ", ".join(RESULT_NAMES))
+        return value
+
+
+class ExperimentInfo(Section):
+    """``[experiment]``: identity of an experiment (only in ``tasks/settings.ini``)."""
+
+    name: str = Field(description="experiment name")
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex,
+                    description="unique identifier, keys the experiment in a shared database")
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC),
+                              description="creation time (ISO 8601)")
+
+
+#: Section name -> model, in file order. ``experiment`` only appears in experiment files.
+SECTIONS: dict[str, type[Section]] = {
+    "server": ServerSettings,
+    "instrument": InstrumentSettings,
+    "configuration": ConfigurationSettings,
+    "reduction": ReductionSettings,
+}
+
+
+class Settings(BaseModel):
+    """The effective settings: defaults, overridden by the site file, then the experiment's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    instrument: InstrumentSettings = Field(default_factory=InstrumentSettings)
+    configuration: ConfigurationSettings = Field(default_factory=ConfigurationSettings)
+    reduction: ReductionSettings = Field(default_factory=ReductionSettings)
+
+    def section(self, name: str) -> Section:
+        return getattr(self, name)
+
+
+def format_value(value: Any) -> str:
+    """How a value is written to ``settings.ini`` (booleans as ``true``/``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:.1f}"
+    return str(value)

@@ -1,0 +1,1 @@
+"""The workflow: database of scans and tasks, the task queue, sync from the tree."""
