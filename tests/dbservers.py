@@ -89,6 +89,8 @@ class DatabaseServer:
     startup_seconds: float = 0.0
     created: set[str] = field(default_factory=set, repr=False)
     _stopped: bool = field(default=False, init=False, repr=False)
+    # Only the process that started the server may stop it (not a fork child).
+    _owner_pid: int = field(default_factory=os.getpid, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
@@ -153,7 +155,7 @@ class DatabaseServer:
         through this object are dropped.
         """
         with self._lock:
-            if self._stopped:
+            if self._stopped or os.getpid() != self._owner_pid:
                 return
             self._stopped = True
             created = sorted(self.created)
@@ -669,7 +671,11 @@ def _wait_ready(
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
+    # Bounded waits: something else may have grabbed the port and accept the
+    # connection without ever speaking the protocol.
     connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if url.startswith("mysql"):
+        connect_args.update(read_timeout=5, write_timeout=5)
     engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None

@@ -328,3 +328,13 @@ def test_cli_upgrade_keeps_backup(nxgid, tmp_path):
     assert result.exit_code == 0, result.output
     assert (site.parent / "settings.ini.v0.bak").read_text().startswith("[server]")
     assert SettingsFile.read(site).read_version == SCHEMA_VERSION
+
+
+def test_docs_list_every_key_with_its_default():
+    from nxgid.settings.store import default_values
+
+    docs = (Path(__file__).parents[1] / "docs" / "settings.md").read_text()
+    for section, values in default_values().items():
+        assert f"### `[{section}]`" in docs
+        for key, default in values.items():
+            assert f"| `{key}` | `{default or '(empty)'}` |" in docs, (section, key)

@@ -55,7 +55,12 @@ def db_sync(state: State, selection: tuple[str, ...]) -> None:
 @experiment_option
 @pass_state
 def db_info(state: State) -> None:
-    """Show the database URL, schema revision and row counts."""
+    """Show the database URL, schema revision and row counts.
+
+    \b
+    Example:
+        nxgid db info -E /data/analysis/2026-11-ID10-pentacene
+    """
     from nxgid.workflow.database import current_revision, head_revision
     from nxgid.workflow.queue import status_counts
     from nxgid.workflow.status import scan_status

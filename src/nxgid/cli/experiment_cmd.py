@@ -124,7 +124,12 @@ def sample_new(state: State, sample_name: str, label: str) -> None:
 @experiment_option
 @pass_state
 def sample_list(state: State) -> None:
-    """List samples, their labels and how many scans each holds."""
+    """List samples, their labels and how many scans each holds.
+
+    \b
+    Example:
+        nxgid sample list
+    """
     from rich.table import Table
 
     from nxgid.experiment.layout import Selection

@@ -201,6 +201,10 @@ def upgrade(state: State) -> None:
     """Rewrite older settings files (e.g. NXRefine's) in the current layout.
 
     A copy of each original is kept next to it as settings.ini.v<N>.bak.
+
+    \b
+    Example:
+        NXGID_HOME=~/nxrefine-site nxgid settings upgrade
     """
     import shutil
 

@@ -1,0 +1,202 @@
+"""The command line: error contract (real processes), status, db, log, demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from nxgid.experiment import ScanRef, create_sample
+from nxgid.experiment.logbook import follow, tail
+
+
+def run_nxgid(*args: str, cwd: Path, env_home: Path) -> subprocess.CompletedProcess[str]:
+    """The installed console script in a real process: exit codes and stderr as users see."""
+    env = {**os.environ, "NXGID_HOME": str(env_home)}
+    exe = Path(sys.executable).with_name("nxgid")
+    return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["status"], "is not inside an nxgid experiment"),
+    (["experiment", "new", "bad/name"], "path separator"),
+    (["settings", "set", "configuration.wavelength_A", "lots"], "[configuration] wavelength_A"),
+    (["settings", "set", "nonsense.key", "1"], "unknown settings section"),
+    (["log", "-n", "many"], "'many' is not a valid integer"),
+    (["status", "--no-such-option"], "No such option"),
+    (["-E", "/definitely/not/here", "status"], "is not inside an nxgid experiment"),
+])
+def test_expected_errors_are_one_line_exit_2(tmp_path, args, expected):
+    result = run_nxgid(*args, cwd=tmp_path, env_home=tmp_path / "site")
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_nxgid("--debug", "status", cwd=tmp_path, env_home=tmp_path / "site")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "NotInExperimentError" in result.stderr
+
+
+def test_broken_site_settings_name_the_file(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "settings.ini").write_text("[configuration]\ndistance_mm = far\n")
+    result = run_nxgid("experiment", "new", "x", cwd=tmp_path, env_home=site)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {site / 'settings.ini'}: [configuration] distance_mm = 'far': "
+        "Input should be a valid number, unable to parse string as a number")
+    assert not (tmp_path / "x").exists()
+
+
+def test_help_has_an_example_for_every_command(nxgid):
+    import click
+
+    from nxgid.cli.main import COMMANDS, cli
+
+    def walk(command: click.Command, path: list[str]):
+        yield path, command
+        if isinstance(command, click.Group):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), [*path, name])
+
+    seen = 0
+    for path, command in walk(cli, []):
+        if isinstance(command, click.Group) and path:
+            continue  # the group's own help lists the examples of its commands
+        result = nxgid([*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "nxgid " in result.stdout.split("Options:")[0] or not path, path
+        assert "Example" in result.stdout or not path, f"no example in {path}"
+        seen += 1
+    assert seen >= len(COMMANDS)
+
+
+def test_verbose_shows_info_on_stderr(sqlite_experiment, nxgid):
+    quiet = nxgid(["-E", str(sqlite_experiment.root), "sample", "new", "a", "b"])
+    assert quiet.stderr == ""
+    loud = nxgid(["-v", "-E", str(sqlite_experiment.root), "sample", "new", "a", "c"])
+    assert "info: created label a/c" in loud.stderr
+
+
+def make_scan(exp, ref: ScanRef, entries: int) -> None:
+    exp.label_dir(ref.sample, ref.label).mkdir(parents=True, exist_ok=True)
+    with h5py.File(exp.scan_file(ref), "w") as handle:
+        for index in range(1, entries + 1):
+            handle.create_group(f"f{index}")
+
+
+def test_db_sync_and_status(sqlite_experiment, nxgid):
+    exp = sqlite_experiment
+    create_sample(exp, "s1", "rt")
+    make_scan(exp, ScanRef("s1", "rt", "a"), 2)
+    exp.scan_dir(ScanRef("s1", "rt", "a")).mkdir()
+    exp.raw_stack(ScanRef("s1", "rt", "a"), "f1").touch()
+    empty = nxgid("status", cwd=exp.root)
+    assert empty.exit_code == 0 and "no scans registered" in empty.stdout
+    synced = nxgid("db sync s1/rt", cwd=exp.root)
+    assert synced.exit_code == 0 and "1 added" in synced.stdout
+    status = nxgid("status", cwd=exp.root)
+    row = next(line for line in status.stdout.splitlines() if "s1/rt/a" in line)
+    assert "f1, f2" in row and "1/2" in row and "yes" in row
+    info = nxgid("db info", cwd=exp.root)
+    assert "revision 0002" in info.stdout and "scans:    1" in info.stdout
+    assert "registered scan" in exp.log_file.read_text()
+    bad = nxgid("db sync s1/rt/a/b", cwd=exp.root)
+    assert bad.exit_code == 2 and "SAMPLE[/LABEL[/SCAN]]" in bad.stderr
+
+
+def test_log_tail_and_follow(sqlite_experiment, nxgid):
+    exp = sqlite_experiment
+    for i in range(30):
+        create_sample(exp, f"s{i:02d}", "rt")
+    shown = nxgid("log -n 5", cwd=exp.root)
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 5 and lines[-1].endswith("created sample and label s29/rt")
+    assert tail(exp.log_file, 1000)[0].endswith(f"created experiment exp at {exp.root}")
+
+    got: list[str] = []
+
+    def reader() -> None:
+        got.extend(follow(exp.log_file, poll_s=0.05, stop_after_s=3.0))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.5)
+    create_sample(exp, "late", "rt")
+    exp.log_file.rename(exp.log_file.with_suffix(".log.1"))  # rotation
+    create_sample(exp, "after-rotation", "rt")
+    thread.join()
+    assert any("late/rt" in line for line in got)
+    assert any("after-rotation/rt" in line for line in got)
+
+
+def test_log_lines_have_time_level_and_scan(sqlite_experiment):
+    import logging
+
+    from nxgid.experiment.logbook import attach, scan_extra
+
+    attach(sqlite_experiment)
+    logging.getLogger("nxgid.test").warning("two\nlines", extra=scan_extra("a/b/c", "f2"))
+    last = tail(sqlite_experiment.log_file, 1)[0]
+    stamp, level, where, message = last.split(maxsplit=3)
+    assert stamp[:2] == "20" and ("+" in stamp[19:] or "-" in stamp[19:])  # with time zone
+    assert (level, where, message) == ("WARNING", "a/b/c:f2", "two | lines")
+
+
+# --- the demo ----------------------------------------------------------------------------
+
+def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
+    from nxgid.demo import EXPERIMENT, PLAN
+    from nxgid.experiment import Experiment
+    from nxgid.workflow.status import scan_status
+    from nxgid.workflow.workspace import open_database
+
+    user_site = tmp_path / "site"  # the user's own settings: must stay untouched
+    result = nxgid(["demo", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert not user_site.exists()
+    exp = Experiment.open(tmp_path / "demo" / "analysis" / EXPERIMENT)
+    expected = {ScanRef(s, lab, sc) for s, labels in PLAN.items()
+                for lab, scans in labels.items() for sc in scans}
+    assert set(exp.scans()) == expected
+    assert len(PLAN) == 2
+    site = tmp_path / "demo" / "site" / "settings.ini"
+    with open_database(exp, site_path=site) as db:
+        rows = scan_status(db)
+    assert {r.scan for r in rows} == expected
+    assert all(r.present and r.entries for r in rows)
+    for ref in expected:
+        assert f"{ref}" in result.stdout
+        with h5py.File(exp.scan_file(ref), "r") as handle:
+            link = handle["f1/data"].get("data", getlink=True)
+            assert link.filename == f"{ref.scan}/f1.h5"  # relative, never absolute
+    # the status command works on it with the demo's own settings
+    monkeypatch.setenv("NXGID_HOME", str(site.parent))
+    status = nxgid("status", cwd=exp.root)
+    assert status.exit_code == 0 and "P3HT-blend/rt/s004" in status.stdout
+    # refusing to clobber; --overwrite rebuilds only a demo directory
+    again = nxgid(["demo", str(tmp_path / "demo")])
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    rebuilt = nxgid(["demo", str(tmp_path / "demo"), "--overwrite"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    other = tmp_path / "not-a-demo"
+    other.mkdir()
+    (other / "thesis.tex").write_text("precious")
+    refused = nxgid(["demo", str(other), "--overwrite"])
+    assert refused.exit_code == 2 and "was not made by `nxgid demo`" in refused.stderr
+    assert (other / "thesis.tex").read_text() == "precious"
