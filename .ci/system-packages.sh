@@ -52,15 +52,29 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
 
-# Belt and braces: if a service manager started a server anyway, stop it.
-# The tests start their own private servers and must not collide with these.
-for svc in postgresql mariadb; do
-    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-        "${SUDO[@]}" systemctl stop "$svc" >/dev/null 2>&1 || true
-        "${SUDO[@]}" systemctl disable "$svc" >/dev/null 2>&1 || true
-    elif [[ -x "/etc/init.d/$svc" ]]; then
-        "${SUDO[@]}" "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+# Belt and braces: if a system-wide server got started anyway, stop it (the
+# tests start their own private servers). Only act on a server that is really
+# running: Debian's init scripts fall back to "killall mariadbd", which would
+# also hit private test servers.
+running_pid() {  # running_pid PIDFILE -> exit 0 if that process is alive
+    [[ -r "$1" ]] && kill -0 "$(head -n1 "$1")" 2>/dev/null
+}
+if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    for svc in postgresql mariadb; do
+        if systemctl is-active --quiet "$svc"; then
+            "${SUDO[@]}" systemctl stop "$svc" || true
+        fi
+    done
+else
+    if running_pid /run/mysqld/mysqld.pid; then
+        "${SUDO[@]}" /etc/init.d/mariadb stop >/dev/null || true
     fi
-done
+    for pidfile in /run/postgresql/*.pid; do
+        if running_pid "$pidfile"; then
+            "${SUDO[@]}" /etc/init.d/postgresql stop >/dev/null || true
+            break
+        fi
+    done
+fi
 
 echo "system-packages: done"

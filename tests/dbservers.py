@@ -14,6 +14,12 @@ stops them again at the end::
 ``ServerStartError`` is raised when the binaries exist but the server does not
 come up; that is a real failure and the message carries the server's log tail.
 
+PostgreSQL refuses to run as root; then it runs as the ``postgres`` OS user
+(which the Debian package creates). If that user cannot reach the work
+directory (pytest's ``/tmp/pytest-of-root`` is mode 0700), the cluster lives in
+a private ``/tmp/nxgid-postgres-*`` directory instead. Either way ``stop()``
+removes it.
+
 Instead of starting a server, an already running one can be used by setting
 ``NXGID_TEST_POSTGRES_URL`` / ``NXGID_TEST_MYSQL_URL`` to an admin URL (a role
 allowed to CREATE/DROP DATABASE), e.g.
@@ -91,7 +97,7 @@ class DatabaseServer:
     _stopped: bool = field(default=False, init=False, repr=False)
     # Only the process that started the server may stop it (not a fork child).
     _owner_pid: int = field(default_factory=os.getpid, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     @property
     def external(self) -> bool:
@@ -182,12 +188,15 @@ class _LiveServers:
     """Servers not yet stopped; stopped at interpreter exit as a safety net."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._servers: list[DatabaseServer] = []
+        self._sigterm_installed = False
 
     def add(self, server: DatabaseServer) -> None:
         with self._lock:
             self._servers.append(server)
+        if server.process is not None:
+            self._install_sigterm_handler()
 
     def discard(self, server: DatabaseServer) -> None:
         with self._lock, contextlib.suppress(ValueError):
@@ -199,6 +208,29 @@ class _LiveServers:
         for server in servers:
             with contextlib.suppress(Exception):
                 server.stop()
+
+    def _install_sigterm_handler(self) -> None:
+        """Stop the servers when the test process gets SIGTERM (e.g. a CI timeout).
+
+        Without this, SIGTERM kills Python without running atexit handlers and
+        the servers (in their own sessions) would keep running. Only installed
+        if nobody else handles SIGTERM; afterwards the signal is re-raised with
+        the default action, so the process still dies of SIGTERM.
+        """
+        if self._sigterm_installed or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        owner = os.getpid()
+
+        def on_sigterm(signum: int, frame: object) -> None:
+            if os.getpid() == owner:
+                self.stop_all()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        self._sigterm_installed = True
 
 
 _LIVE = _LiveServers()
