@@ -1,0 +1,367 @@
+"""The converter: detector frames → reciprocal-space maps and profiles.
+
+    geometry = DetectorGeometry.from_poni("lab6.poni")
+    sample = SampleGeometry.grazing(incidence_deg=0.15)
+    converter = Converter(geometry, sample, ["img_gid_q", "img_gid_pol",
+                                             TargetSpec("vert_cut_gid", cut=(-0.05, 0.05))])
+    results = converter.convert(frames)            # {"img_gid_q": Result, …}
+    for block in converter.convert_blocks(reader, block_frames=16): …   # constant memory
+
+Maps are built once per (geometry, sample, target, corrections, mask, dark, flat) and
+reused for every frame; with several incidence angles, once per angle.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from nxgid.conversion.binmap import BinMap, build_binmap
+from nxgid.conversion.grid import (
+    PROFILE_CUTS,
+    Axis,
+    Target,
+    axis_names,
+    default_axis,
+    scale_for,
+)
+from nxgid.conversion.result import Result
+from nxgid.errors import NxgidError
+from nxgid.geometry.coordinates import PixelCoordinates, SampleGeometry, pixel_coordinates
+from nxgid.geometry.detector import DetectorGeometry
+from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS
+from nxgid.units import check_q_unit
+
+#: Pixels with any of the low 16 bits of an NXdetector ``pixel_mask`` set are ignored.
+PIXEL_MASK_IGNORED_BITS = 0xFFFF
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A requested result: its name, optional ranges, bin counts or steps per axis
+    (axis units: the q unit or degrees), and for a profile the range of the coordinate
+    it is cut over (e.g. the q_xy range of a ``vert_cut_gid``)."""
+
+    name: str
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    bins: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, float] = field(default_factory=dict)
+    cut: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        names = axis_names(self.name)
+        for given in (*self.ranges, *self.bins, *self.steps):
+            if given not in names:
+                raise NxgidError(f"{self.name}: no axis {given!r}; its axes are "
+                                 + ", ".join(names))
+        if self.cut is not None and self.name not in PROFILE_RESULTS:
+            raise NxgidError(f"{self.name}: only profiles take a cut range")
+
+
+def combine_masks(shape: tuple[int, int], *masks: np.ndarray | None) -> np.ndarray:
+    """True where a pixel is masked. Accepts boolean masks (True = masked) and integer
+    NXdetector ``pixel_mask`` bitfields (masked if any of the low 16 bits is set)."""
+    combined = np.zeros(shape, dtype=bool)
+    for mask in masks:
+        if mask is None:
+            continue
+        mask = np.asarray(mask)
+        if mask.shape != shape:
+            raise NxgidError(f"mask has shape {mask.shape}; the detector has {shape}")
+        if mask.dtype == bool:
+            combined |= mask
+        elif np.issubdtype(mask.dtype, np.integer):
+            combined |= (mask.astype(np.int64) & PIXEL_MASK_IGNORED_BITS) != 0
+        else:
+            raise NxgidError(f"mask of type {mask.dtype}: expected booleans or an integer "
+                             "NXdetector pixel_mask")
+    return combined
+
+
+class Converter:
+    """Converts frames of one detector geometry into the requested results."""
+
+    def __init__(
+        self,
+        geometry: DetectorGeometry,
+        sample: SampleGeometry,
+        targets: Sequence[str | TargetSpec],
+        *,
+        q_unit: str = "A^-1",
+        corrections=None,
+        mask: np.ndarray | None = None,
+        use_detector_mask: bool = True,
+        dark: np.ndarray | None = None,
+        flat: np.ndarray | None = None,
+        valid_range: tuple[float | None, float | None] = (None, None),
+        incidence_angles_deg: Sequence[float] | None = None,
+        errors: bool = True,
+        keep_sums: bool = False,
+    ) -> None:
+        self.geometry = geometry
+        self.sample = sample
+        self.q_unit = check_q_unit(q_unit)
+        self.corrections = corrections
+        self.errors = errors
+        self.keep_sums = keep_sums
+        shape = geometry.shape
+        self.mask = combine_masks(shape, mask,
+                                  geometry.detector_mask if use_detector_mask else None)
+        self.dark = None if dark is None else self._frame_like(dark, "dark")
+        self.flat = None if flat is None else self._frame_like(flat, "flat")
+        lo, hi = valid_range
+        self.valid_range = (-math.inf if lo is None else float(lo),
+                            math.inf if hi is None else float(hi))
+        specs = [t if isinstance(t, TargetSpec) else TargetSpec(t) for t in targets]
+        if not specs:
+            raise NxgidError("nothing to convert: give at least one result name")
+        for spec in specs:
+            kind = MAP_RESULTS.get(spec.name, PROFILE_RESULTS.get(spec.name, ("", ())))[0]
+            if kind != sample.mode:
+                raise NxgidError(f"{spec.name} is a {kind} result but the sample is in "
+                                 f"{sample.mode} geometry")
+        self.specs = specs
+        angles = [sample.incidence_deg] if incidence_angles_deg is None else \
+            [float(a) for a in incidence_angles_deg]
+        self.targets = self._resolve_targets(specs, angles)
+        self._maps: dict[float, dict[str, BinMap]] = {}
+
+    # --- set-up ---------------------------------------------------------------------
+
+    def _frame_like(self, array: np.ndarray, what: str) -> np.ndarray:
+        array = np.asarray(array, dtype=np.float64)
+        if array.shape != self.geometry.shape:
+            raise NxgidError(f"{what} has shape {array.shape}; the detector has "
+                             f"{self.geometry.shape}")
+        return array
+
+    def _coordinates(self, incidence_deg: float) -> PixelCoordinates:
+        sample = self.sample
+        if sample.mode == "gid" and incidence_deg != sample.incidence_deg:
+            sample = replace(sample, incidence_deg=incidence_deg)
+        coords = pixel_coordinates(self.geometry, sample)
+        if self.corrections is not None and getattr(self.corrections, "refraction", False):
+            from nxgid.conversion.corrections import refracted_q_z
+
+            apply_refraction(coords, refracted_q_z(coords, self.corrections.critical_angle_deg))
+        return coords
+
+    def _axis_values(self, coords: PixelCoordinates, name: str) -> np.ndarray:
+        return coords.axis_values(name) * scale_for(name, self.q_unit)
+
+    def _resolve_targets(self, specs: list[TargetSpec], angles: list[float]) -> list[Target]:
+        """Concrete axes: given ranges, else ones covering the detector at every angle."""
+        extents: dict[str, list[float]] = {}
+        sample_values: dict[str, np.ndarray] = {}
+        wanted = {n for s in specs for n in axis_names(s.name)}
+        usable = ~self.mask
+        for angle in dict.fromkeys(angles):
+            coords = self._coordinates(angle)
+            for name in wanted:
+                values = self._axis_values(coords, name)
+                sample_values.setdefault(name, values)
+                finite = values[usable & np.isfinite(values)]
+                if finite.size:
+                    lo, hi = extents.get(name, [math.inf, -math.inf])
+                    extents[name] = [min(lo, float(finite.min())), max(hi, float(finite.max()))]
+        targets = []
+        for spec in specs:
+            axes = []
+            for name in axis_names(spec.name):
+                lo, hi = spec.ranges.get(name, extents.get(name, (0.0, 0.0)))
+                unit = self.q_unit if scale_for(name, "nm^-1") != 1.0 else "deg"
+                axes.append(default_axis(name, sample_values[name], unit,
+                                         bins=spec.bins.get(name), start=lo, stop=hi,
+                                         step=spec.steps.get(name)))
+            cuts: tuple[tuple[str, float, float], ...] = ()
+            if spec.name in PROFILE_CUTS:
+                cut_axis, default = PROFILE_CUTS[spec.name]
+                cut = spec.cut or default
+                if cut is not None:
+                    cuts = ((cut_axis, float(cut[0]), float(cut[1])),)
+            targets.append(Target(spec.name, tuple(axes), cuts))
+        return targets
+
+    def binmaps(self, incidence_deg: float | None = None) -> dict[str, BinMap]:
+        """The pixel→bin maps for one incidence angle (built on first use)."""
+        angle = self.sample.incidence_deg if incidence_deg is None else float(incidence_deg)
+        if angle not in self._maps:
+            coords = self._coordinates(angle)
+            norm = np.ones(self.geometry.shape)
+            if self.corrections is not None:
+                from nxgid.conversion.corrections import correction_factors
+
+                norm = correction_factors(self.corrections, self.geometry, coords)
+            if self.flat is not None:
+                norm = norm * self.flat
+            with np.errstate(invalid="ignore"):
+                base_valid = ~self.mask & np.isfinite(norm) & (norm > 0)
+            maps = {}
+            for target in self.targets:
+                valid = base_valid.copy()
+                for cut_axis, lo, hi in target.cuts:
+                    values = self._axis_values(coords, cut_axis)
+                    with np.errstate(invalid="ignore"):
+                        valid &= (values >= lo) & (values <= hi)
+                values = [self._axis_values(coords, a.name) for a in target.axes]
+                maps[target.name] = build_binmap(target, values, valid, norm, self.dark)
+            self._maps[angle] = maps
+        return self._maps[angle]
+
+    # --- conversion -------------------------------------------------------------------
+
+    def convert(self, frames: np.ndarray, *, monitor: Sequence[float] | float | None = None,
+                variance: np.ndarray | None = None,
+                incidence_deg: Sequence[float] | float | None = None) -> dict[str, Result]:
+        """Convert one frame (rows, cols) or a stack (frames, rows, cols)."""
+        from nxgid.conversion import kernels
+
+        stack = np.asarray(frames)
+        if stack.ndim == 2:
+            stack = stack[np.newaxis]
+        if stack.ndim != 3 or stack.shape[1:] != self.geometry.shape:
+            raise NxgidError(f"frames of shape {np.shape(frames)}: expected "
+                             f"{self.geometry.shape} or (n, *{self.geometry.shape})")
+        n = stack.shape[0]
+        flat_frames = np.ascontiguousarray(stack).reshape(n, -1)
+        flat_variance = None
+        if variance is not None:
+            variance = np.asarray(variance)
+            if variance.shape != stack.shape and variance.shape != stack.shape[1:]:
+                raise NxgidError(f"variance of shape {variance.shape} does not match the "
+                                 f"frames {stack.shape}")
+            flat_variance = np.ascontiguousarray(
+                np.broadcast_to(variance, stack.shape)).reshape(n, -1)
+        monitors = _per_frame(monitor, n, "monitor", default=1.0)
+        if np.any(~np.isfinite(monitors) | (monitors <= 0)):
+            raise NxgidError("monitor values must be finite and positive")
+        angles = _per_frame(incidence_deg, n, "incidence_deg",
+                            default=self.sample.incidence_deg)
+        pieces: dict[str, list[tuple[np.ndarray, tuple]]] = {t.name: [] for t in self.targets}
+        for angle in dict.fromkeys(angles.tolist()):
+            which = np.flatnonzero(angles == angle)
+            chunk = flat_frames if which.size == n else flat_frames[which]
+            chunk_var = None
+            if flat_variance is not None:
+                chunk_var = flat_variance if which.size == n else flat_variance[which]
+            for name, binmap in self.binmaps(angle).items():
+                out = kernels.run(chunk, binmap, lo=self.valid_range[0],
+                                  hi=self.valid_range[1], monitor=monitors[which],
+                                  variances=chunk_var, want_errors=self.errors,
+                                  keep_sums=self.keep_sums)
+                pieces[name].append((which, out))
+        results = {}
+        for target in self.targets:
+            results[target.name] = self._assemble(target, pieces[target.name], n,
+                                                  monitors, angles)
+        return results
+
+    def convert_blocks(self, frames: Iterable[np.ndarray], *, block_frames: int = 16,
+                       monitor: Iterable[float] | None = None,
+                       incidence_deg: Iterable[float] | None = None
+                       ) -> Iterator[dict[str, Result]]:
+        """Convert a stream of frames (e.g. an HDF5 dataset or a reader) block by block,
+        in constant memory; yields one result dict per block."""
+        monitors = iter(monitor) if monitor is not None else None
+        angles = iter(incidence_deg) if incidence_deg is not None else None
+        block: list[np.ndarray] = []
+
+        def flush() -> dict[str, Result]:
+            m = [next(monitors) for _ in block] if monitors is not None else None
+            a = [next(angles) for _ in block] if angles is not None else None
+            out = self.convert(np.stack(block), monitor=m, incidence_deg=a)
+            block.clear()
+            return out
+
+        for frame in frames:
+            frame = np.asarray(frame)
+            for single in (frame if frame.ndim == 3 else [frame]):
+                block.append(single)
+                if len(block) == block_frames:
+                    yield flush()
+        if block:
+            yield flush()
+
+    def _assemble(self, target: Target, pieces, n: int, monitors: np.ndarray,
+                  angles: np.ndarray) -> Result:
+        shape = target.shape
+        first = pieces[0][1]
+        intensity = np.empty((n, *shape), dtype=first[0].dtype)
+        errors = np.empty((n, *shape), dtype=first[0].dtype) if self.errors else None
+        signal_sum = np.empty((n, *shape)) if self.keep_sums else None
+        norm_sum = np.empty((n, *shape)) if self.keep_sums else None
+        counts = None
+        for which, (inten, err, ssum, nsum) in pieces:
+            intensity[which] = inten.reshape(-1, *shape)
+            if errors is not None:
+                errors[which] = err.reshape(-1, *shape)
+            if signal_sum is not None:
+                signal_sum[which] = ssum.reshape(-1, *shape)
+                norm_sum[which] = nsum.reshape(-1, *shape)
+        angle0 = float(angles[0])
+        counts = self.binmaps(angle0)[target.name].counts.reshape(shape)
+        frame_values = {"monitor": monitors}
+        if self.sample.mode == "gid":
+            frame_values["incidence_angle_deg"] = angles
+        return Result(name=target.name, axes=target.axes, intensity=intensity,
+                      errors=errors, counts=counts, process=self.describe(target),
+                      frame_values=frame_values, signal_sum=signal_sum, norm_sum=norm_sum)
+
+    def describe(self, target: Target | None = None) -> dict:
+        """Everything that defines the conversion, JSON-serialisable (for NeXus process)."""
+        record = {
+            "method": "integrate",
+            "pixel_splitting": False,
+            "q_unit": self.q_unit,
+            "sample": {"mode": self.sample.mode, "incidence_deg": self.sample.incidence_deg,
+                       "tilt_deg": self.sample.tilt_deg,
+                       "orientation": self.sample.orientation},
+            "geometry": self.geometry.config(),
+            "corrections": (self.corrections.describe() if self.corrections is not None
+                            else {}),
+            "dark": self.dark is not None,
+            "flat": self.flat is not None,
+            "masked_pixels": int(self.mask.sum()),
+            "valid_range": [None if math.isinf(v) else v for v in self.valid_range],
+            "errors": "poisson" if self.errors else None,
+            "threads": _threads(),
+        }
+        if target is not None:
+            record["target"] = target.describe()
+        return record
+
+
+def apply_refraction(coords: PixelCoordinates, q_z: np.ndarray) -> None:
+    """Replace q_z (and what derives from it) by refraction-corrected values."""
+    coords.__dict__["q_z"] = q_z
+    q_xy = coords.q_xy
+    coords.__dict__["q"] = np.hypot(q_xy, q_z)
+    coords.__dict__["chi_gid"] = np.arctan2(q_z, q_xy)
+
+
+def _per_frame(values, n: int, what: str, *, default: float) -> np.ndarray:
+    if values is None:
+        return np.full(n, float(default))
+    array = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if array.size == 1:
+        return np.full(n, float(array[0]))
+    if array.shape != (n,):
+        raise NxgidError(f"{what}: {array.size} values for {n} frames; expected one or "
+                         f"one per frame")
+    return array
+
+
+def _threads() -> int:
+    try:
+        import numba
+
+        return int(numba.get_num_threads())
+    except Exception:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+__all__ = ["Axis", "Converter", "Result", "TargetSpec", "combine_masks"]

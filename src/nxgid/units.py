@@ -1,0 +1,50 @@
+"""Units: the one place that knows how nxgid spells and converts them.
+
+Internally nxgid computes q in Å⁻¹ and angles in radians; results carry q in the user's
+unit (Å⁻¹ default, or nm⁻¹) and angles in degrees. Unit strings written to NeXus files
+are the ones pint (and so pynxtools) understands: never ``A`` (ampere) or ``1/A``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+QUnit = Literal["A^-1", "nm^-1"]
+
+#: Multiply a q value in Å⁻¹ by this to get the unit.
+Q_SCALE: dict[str, float] = {"A^-1": 1.0, "nm^-1": 10.0}
+
+#: NeXus ``@units`` strings.
+NEXUS_UNITS: dict[str, str] = {
+    "A^-1": "1/angstrom",
+    "nm^-1": "1/nm",
+    "deg": "degree",
+    "rad": "rad",
+    "m": "m",
+    "mm": "mm",
+    "angstrom": "angstrom",
+    "keV": "keV",
+}
+
+#: hc in keV·Å, to convert photon energy and wavelength.
+HC_KEV_ANGSTROM = 12.398419843320026
+
+
+def check_q_unit(unit: str) -> QUnit:
+    if unit not in Q_SCALE:
+        raise ValueError(f"q unit {unit!r}: expected one of {', '.join(Q_SCALE)}")
+    return unit  # type: ignore[return-value]
+
+
+def energy_keV_to_wavelength_A(energy_keV: float) -> float:
+    return HC_KEV_ANGSTROM / energy_keV
+
+
+def wavelength_A_to_energy_keV(wavelength_A: float) -> float:
+    return HC_KEV_ANGSTROM / wavelength_A
+
+
+def wavevector_A(wavelength_A: float) -> float:
+    """k = 2π/λ in Å⁻¹."""
+    return 2.0 * math.pi / wavelength_A

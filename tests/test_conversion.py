@@ -1,0 +1,359 @@
+"""The conversion engine against pyFAI, physics and its own contracts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nxgid.conversion import Converter, TargetSpec, combine_masks
+from nxgid.errors import NxgidError
+from nxgid.geometry import DetectorGeometry, SampleGeometry, pixel_coordinates
+
+WAVELENGTH_A = 1.0
+
+
+def pilatus300k(**kw) -> DetectorGeometry:
+    """A real pyFAI detector (with module gaps), tilted, beam low on the detector."""
+    params = dict(detector="Pilatus300k", distance_m=0.2, wavelength_A=WAVELENGTH_A,
+                  poni1_m=0.095, poni2_m=0.04, rot1_rad=0.01, rot2_rad=0.02, rot3_rad=0.003)
+    params.update(kw)
+    return DetectorGeometry.from_parameters(**params)
+
+
+def small(rows: int = 120, cols: int = 100, **kw) -> DetectorGeometry:
+    params = dict(detector=None, distance_m=0.15, wavelength_A=WAVELENGTH_A,
+                  pixel_size_m=(172e-6, 172e-6), shape=(rows, cols),
+                  beam_center_px=(rows - 10.0, cols / 2.0))
+    params.update(kw)
+    return DetectorGeometry.from_parameters(**params)
+
+
+def azimuthal_integrator(geometry: DetectorGeometry):
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    cfg = geometry.pyfai
+    return AzimuthalIntegrator(dist=cfg.dist, poni1=cfg.poni1, poni2=cfg.poni2, rot1=cfg.rot1,
+                               rot2=cfg.rot2, rot3=cfg.rot3, detector=geometry.detector,
+                               wavelength=cfg.wavelength)
+
+
+def fiber_integrator(geometry: DetectorGeometry):
+    from pyFAI.integrator.fiber import FiberIntegrator
+
+    cfg = geometry.pyfai
+    return FiberIntegrator(dist=cfg.dist, poni1=cfg.poni1, poni2=cfg.poni2, rot1=cfg.rot1,
+                           rot2=cfg.rot2, rot3=cfg.rot3, detector=geometry.detector,
+                           wavelength=cfg.wavelength)
+
+
+# --- per-pixel coordinates ------------------------------------------------------------------
+
+def test_q_and_chi_agree_with_azimuthal_integrator():
+    geometry = pilatus300k()
+    coords = pixel_coordinates(geometry, SampleGeometry.transmission())
+    q_ref = geometry.pyfai.array_from_unit(unit="q_A^-1")
+    chi_ref = geometry.pyfai.center_array(unit="chi_rad")
+    # pyFAI computes its own arrays through float32 Cython positions (≈1e-8 m), so near
+    # the beam centre, where q → 0 and χ is undefined, relative agreement is meaningless:
+    # compare relatively away from it, and against the range everywhere.
+    away = q_ref > 0.1 * q_ref.max()
+    assert np.max(np.abs(coords.q - q_ref)[away] / q_ref[away]) < 1e-6
+    assert np.max(np.abs(coords.q - q_ref)) < 1e-6 * q_ref.max()
+    dchi = np.angle(np.exp(1j * (coords.chi - chi_ref)))
+    assert np.max(np.abs(dchi[away])) < 1e-6
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(incidence=st.floats(0.0, 3.0), tilt=st.floats(-3.0, 3.0),
+       orientation=st.integers(1, 8), rot1=st.floats(-0.1, 0.1), rot2=st.floats(-0.1, 0.1),
+       rot3=st.floats(-0.1, 0.1), distance=st.floats(0.05, 1.0))
+def test_gi_coordinates_agree_with_fiber_integrator(incidence, tilt, orientation, rot1, rot2,
+                                                    rot3, distance):
+    from pyFAI.units import get_unit_fiber
+
+    geometry = small(64, 48, rot1_rad=rot1, rot2_rad=rot2, rot3_rad=rot3,
+                     distance_m=distance)
+    sample = SampleGeometry.grazing(incidence, tilt, orientation)
+    coords = pixel_coordinates(geometry, sample)
+    fi = fiber_integrator(geometry)
+    kw = dict(incident_angle=math.radians(incidence), tilt_angle=math.radians(tilt),
+              sample_orientation=orientation)
+    ours = {"qip_A^-1": coords.q_xy, "qoop_A^-1": coords.q_z,
+            "exit_angle_vert_rad": coords.alpha_f, "exit_angle_horz_rad": coords.phi_f}
+    for unit, values in ours.items():
+        ref = fi.array_from_unit(unit=get_unit_fiber(unit, **kw))
+        scale = np.max(np.abs(ref))
+        assert np.max(np.abs(values - ref)) <= 1e-6 * scale, unit
+    # |q| is the same in every frame; χ = atan2(q_z, q_xy)
+    np.testing.assert_allclose(np.hypot(coords.q_xy, coords.q_z), coords.q, rtol=1e-9,
+                               atol=1e-12)
+
+
+# --- binning against pyFAI --------------------------------------------------------------------
+
+def _compare(ours: np.ndarray, ours_count: np.ndarray, ref, minimum_fraction=0.999):
+    both = (ours_count > 0) & (np.asarray(ref.count) > 0)
+    assert both.sum() > 0.5 * (ours_count > 0).sum()
+    close = np.isclose(ours[both], np.asarray(ref.intensity)[both], rtol=1e-4, atol=0)
+    assert close.mean() >= minimum_fraction, close.mean()
+    return both
+
+
+def test_transmission_polar_map_equals_pyfai_integrate2d():
+    geometry = pilatus300k(rot1_rad=0.0, rot2_rad=0.0, rot3_rad=0.0, poni1_m=0.05)
+    data = np.random.default_rng(1).poisson(200, geometry.shape).astype(np.float64)
+    # pyFAI's histogram truncates (pos − start)/step toward zero, so its first bin also
+    # takes the pixels in [start − step, start): start the comparison below every pixel.
+    spec = TargetSpec("img_pol", ranges={"q_pol": (0.0, 3.0), "ang_pol": (-180, 180)},
+                      bins={"q_pol": 150, "ang_pol": 90})
+    result = Converter(geometry, SampleGeometry.transmission(), [spec],
+                       use_detector_mask=True).convert(data)["img_pol"]
+    ref = azimuthal_integrator(geometry).integrate2d(
+        data, 150, 90, unit="q_A^-1", radial_range=(0.0, 3.0), azimuth_range=(-180, 180),
+        correctSolidAngle=False, polarization_factor=None, mask=geometry.detector_mask,
+        method=("no", "histogram", "cython"))
+    np.testing.assert_allclose(result.axis("q_pol").centres, ref.radial, rtol=1e-6)
+    # pyFAI nudges its upper bound and works in float32: centres agree to ~1e-5°
+    np.testing.assert_allclose(result.axis("ang_pol").centres, ref.azimuthal, atol=1e-4)
+    _compare(result.intensity[0], result.counts, ref)
+
+
+def test_gi_q_map_equals_pyfai_grazing_incidence():
+    geometry = pilatus300k()
+    incidence = 0.2
+    data = np.random.default_rng(2).poisson(150, geometry.shape).astype(np.float64)
+    coords = pixel_coordinates(geometry, SampleGeometry.grazing(incidence))
+    # ranges starting below every pixel (see the note on pyFAI's first bin above)
+    ip_range = (float(coords.q_xy.min()) - 0.01, float(coords.q_xy.max()) + 0.01)
+    oop_range = (float(coords.q_z.min()) - 0.01, float(coords.q_z.max()) + 0.01)
+    spec = TargetSpec("img_gid_q", ranges={"q_xy": ip_range, "q_z": oop_range},
+                      bins={"q_xy": 160, "q_z": 170})
+    result = Converter(geometry, SampleGeometry.grazing(incidence), [spec]
+                       ).convert(data)["img_gid_q"]
+    ref = fiber_integrator(geometry).integrate2d_grazing_incidence(
+        data, npt_ip=160, unit_ip="qip_A^-1", ip_range=ip_range, npt_oop=170,
+        unit_oop="qoop_A^-1", oop_range=oop_range, incident_angle=math.radians(incidence),
+        tilt_angle=0.0, sample_orientation=1, correctSolidAngle=False,
+        polarization_factor=None, mask=geometry.detector_mask,
+        method=("no", "histogram", "cython"))
+    np.testing.assert_allclose(result.axis("q_xy").centres, ref.inplane, atol=1e-6)
+    np.testing.assert_allclose(result.axis("q_z").centres, ref.outofplane, atol=1e-6)
+    _compare(result.intensity[0], result.counts, ref)
+    # the missing wedge stays empty in both
+    wedge = (np.asarray(ref.count) == 0) & (result.counts == 0)
+    assert wedge.sum() > 100
+    assert np.isnan(result.intensity[0][wedge]).all()
+
+
+# --- conservation, errors, NaN semantics ---------------------------------------------------
+
+@pytest.mark.parametrize("target", ["img_gid_q", "img_gid_pol", "img_gid_pseudopol",
+                                    "img_gid_exit"])
+def test_signal_is_conserved(target):
+    geometry = pilatus300k()
+    data = np.random.default_rng(3).poisson(30, (2, *geometry.shape)).astype(np.uint32)
+    converter = Converter(geometry, SampleGeometry.grazing(0.3), [target], keep_sums=True)
+    result = converter.convert(data)[target]
+    valid = ~geometry.detector_mask
+    for f in range(2):
+        assert result.signal_sum[f].sum() == pytest.approx(data[f][valid].sum(), rel=1e-12)
+    assert result.counts.sum() == valid.sum()
+
+
+def test_poisson_errors_on_a_constant_image():
+    geometry = small()
+    counts = 250.0
+    data = np.full(geometry.shape, counts)
+    result = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"],
+                       keep_sums=True).convert(data)["img_gid_q"]
+    n = result.counts
+    filled = n > 0
+    np.testing.assert_allclose(result.intensity[0][filled], counts, rtol=1e-6)
+    total = result.signal_sum[0][filled]  # N counts in the bin
+    np.testing.assert_allclose(result.errors[0][filled], np.sqrt(total) / n[filled],
+                               rtol=1e-6)
+    assert np.isnan(result.intensity[0][~filled]).all()
+    assert np.isnan(result.errors[0][~filled]).all()
+
+
+def test_masks_nan_and_valid_range():
+    geometry = small()
+    rng = np.random.default_rng(4)
+    data = rng.poisson(50, (2, *geometry.shape)).astype(np.float64)
+    mask = np.zeros(geometry.shape, bool)
+    mask[:, :10] = True
+    pixel_mask = np.zeros(geometry.shape, np.uint32)
+    pixel_mask[:5] = 1 << 8  # user mask bit: ignored
+    pixel_mask[5:8] = 1 << 20  # a bit above the low 16: not a reason to ignore
+    combined = combine_masks(geometry.shape, mask, pixel_mask)
+    assert combined[:5].all() and not combined[5:8, 10:].any()
+    data[0, 50, 50] = np.nan  # a bad pixel in frame 0 only
+    data[1, 60, 60] = 1e9  # saturated in frame 1
+    conv = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"],
+                     mask=pixel_mask | mask.astype(np.uint32), valid_range=(0, 1e6),
+                     keep_sums=True)
+    result = conv.convert(data)["img_gid_q"]
+    usable = ~combined
+    expected = [np.nansum(data[0][usable]), data[1][usable].sum() - 1e9]
+    for f in range(2):
+        assert result.signal_sum[f].sum() == pytest.approx(expected[f], rel=1e-12)
+    # the bin of the saturated pixel lost exactly that pixel's normalisation
+    assert result.norm_sum[0].sum() - result.norm_sum[1].sum() == pytest.approx(0.0,
+                                                                               abs=1e-9)
+    assert np.isfinite(result.intensity).any()
+    with pytest.raises(NxgidError, match="mask has shape"):
+        Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"], mask=np.ones((3, 3)))
+
+
+def test_dark_flat_and_monitor():
+    geometry = small()
+    rng = np.random.default_rng(5)
+    dark = np.full(geometry.shape, 5.0)
+    flat = rng.uniform(0.8, 1.2, geometry.shape)
+    true = 40.0
+    data = true * flat + dark  # a perfectly flat sample seen through the flat field
+    conv = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"], dark=dark,
+                     flat=flat)
+    result = conv.convert(np.stack([data, 2 * data - dark]), monitor=[1.0, 2.0])["img_gid_q"]
+    filled = result.counts > 0
+    np.testing.assert_allclose(result.intensity[0][filled], true, rtol=1e-6)
+    np.testing.assert_allclose(result.intensity[1][filled], true, rtol=1e-6)
+    np.testing.assert_array_equal(result.frame_values["monitor"], [1.0, 2.0])
+    with pytest.raises(NxgidError, match="monitor"):
+        conv.convert(data, monitor=0.0)
+
+
+def test_given_variance_is_propagated():
+    geometry = small()
+    data = np.full(geometry.shape, 10.0)
+    variance = np.full(geometry.shape, 4.0)
+    result = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"]
+                       ).convert(data, variance=variance)["img_gid_q"]
+    filled = result.counts > 0
+    np.testing.assert_allclose(result.errors[0][filled], 2.0 / np.sqrt(result.counts[filled]),
+                               rtol=1e-6)
+
+
+def test_per_frame_incidence_equals_separate_conversions():
+    geometry = small()
+    data = np.random.default_rng(6).poisson(20, (3, *geometry.shape)).astype(np.uint32)
+    angles = [0.1, 0.3, 0.1]
+    spec = TargetSpec("img_gid_q", ranges={"q_xy": (-1, 1), "q_z": (-0.2, 1.5)},
+                      bins={"q_xy": 40, "q_z": 50})
+    conv = Converter(geometry, SampleGeometry.grazing(0.1), [spec],
+                     incidence_angles_deg=angles)
+    together = conv.convert(data, incidence_deg=angles)["img_gid_q"]
+    for f, angle in enumerate(angles):
+        alone = Converter(geometry, SampleGeometry.grazing(angle), [spec]
+                          ).convert(data[f])["img_gid_q"]
+        np.testing.assert_array_equal(together.intensity[f], alone.intensity[0])
+    np.testing.assert_array_equal(together.frame_values["incidence_angle_deg"], angles)
+    assert not np.array_equal(together.intensity[0], together.intensity[1])
+
+
+def test_default_ranges_cover_every_incidence_angle():
+    geometry = small()
+    one = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"]).targets[0]
+    many = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"],
+                     incidence_angles_deg=[0.1, 2.0]).targets[0]
+    assert many.axes[1].start <= one.axes[1].start
+    assert many.axes[1].stop >= one.axes[1].stop
+
+
+def test_results_do_not_depend_on_threads():
+    import numba
+
+    geometry = pilatus300k()
+    data = np.random.default_rng(7).poisson(30, (3, *geometry.shape)).astype(np.uint32)
+    conv = Converter(geometry, SampleGeometry.grazing(0.2), ["img_gid_q", "img_gid_pol"])
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = conv.convert(data)
+        numba.set_num_threads(max(2, before))
+        parallel = conv.convert(data)
+    finally:
+        numba.set_num_threads(before)
+    for name in serial:
+        np.testing.assert_array_equal(serial[name].intensity, parallel[name].intensity)
+        np.testing.assert_array_equal(serial[name].errors, parallel[name].errors)
+
+
+def test_blocks_equal_whole_stack():
+    geometry = small()
+    data = np.random.default_rng(8).poisson(20, (7, *geometry.shape)).astype(np.uint32)
+    conv = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"])
+    whole = conv.convert(data)["img_gid_q"].intensity
+    parts = [r["img_gid_q"].intensity for r in conv.convert_blocks(iter(data), block_frames=3)]
+    assert [p.shape[0] for p in parts] == [3, 3, 1]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+# --- profiles ---------------------------------------------------------------------------------
+
+def test_profiles_integrate_pixels_in_the_cut():
+    geometry = pilatus300k()
+    data = np.random.default_rng(9).poisson(80, geometry.shape).astype(np.float64)
+    sample = SampleGeometry.grazing(0.2)
+    coords = pixel_coordinates(geometry, sample)
+    conv = Converter(geometry, sample, [
+        TargetSpec("vert_cut_gid", ranges={"q_z": (0.0, 2.0)}, bins={"q_z": 50},
+                   cut=(0.2, 0.6)),
+        TargetSpec("horiz_cut_gid", ranges={"q_xy": (-1.0, 1.0)}, bins={"q_xy": 40},
+                   cut=(0.5, 1.0)),
+        TargetSpec("rad_cut_gid", ranges={"q_gid_pol": (0.2, 2.0)}, bins={"q_gid_pol": 30},
+                   cut=(30.0, 60.0)),
+        TargetSpec("azim_cut_gid", ranges={"ang_gid_pol": (0, 180)},
+                   bins={"ang_gid_pol": 36}, cut=(1.0, 1.5)),
+    ])
+    results = conv.convert(data)
+    usable = ~geometry.detector_mask
+    checks = {
+        "vert_cut_gid": (coords.q_z, coords.q_xy, (0.0, 2.0, 50), (0.2, 0.6)),
+        "horiz_cut_gid": (coords.q_xy, coords.q_z, (-1.0, 1.0, 40), (0.5, 1.0)),
+        "rad_cut_gid": (coords.q, np.degrees(coords.chi_gid), (0.2, 2.0, 30), (30.0, 60.0)),
+        "azim_cut_gid": (np.degrees(coords.chi_gid), coords.q, (0.0, 180.0, 36), (1.0, 1.5)),
+    }
+    for name, (along, across, (lo, hi, n), (clo, chi)) in checks.items():
+        inside = usable & (across >= clo) & (across <= chi) & (along >= lo) & (along < hi)
+        index = np.floor((along[inside] - lo) / ((hi - lo) / n)).astype(int)
+        sums = np.bincount(index, weights=data[inside], minlength=n)
+        pixels = np.bincount(index, minlength=n)
+        with np.errstate(invalid="ignore"):
+            expected = sums / pixels
+        got = results[name].intensity[0]
+        filled = pixels > 0
+        np.testing.assert_allclose(got[filled], expected[filled], rtol=1e-5, err_msg=name)
+        assert np.isnan(got[~filled]).all()
+        np.testing.assert_array_equal(results[name].counts, pixels)
+
+
+def test_transmission_profiles_and_maps():
+    geometry = pilatus300k(rot1_rad=0.0, rot2_rad=0.0, rot3_rad=0.0, poni1_m=0.05)
+    data = np.random.default_rng(10).poisson(80, geometry.shape).astype(np.float64)
+    conv = Converter(geometry, SampleGeometry.transmission(),
+                     ["img_q", "img_pol", "img_pseudopol", "rad_cut", "azim_cut"],
+                     q_unit="nm^-1")
+    results = conv.convert(data)
+    for name, result in results.items():
+        assert np.nanmean(result.intensity) == pytest.approx(data.mean(), rel=0.02), name
+    assert results["img_q"].axes[0].unit == "nm^-1"
+    q_max = geometry.pyfai.array_from_unit(unit="q_nm^-1").max()
+    assert results["rad_cut"].axes[0].stop == pytest.approx(q_max, rel=1e-6)
+
+
+def test_wrong_geometry_and_shapes_are_clear_errors():
+    geometry = small()
+    with pytest.raises(NxgidError, match="transmission result but the sample is in gid"):
+        Converter(geometry, SampleGeometry.grazing(0.1), ["img_q"])
+    with pytest.raises(NxgidError, match="no axis 'q_x'"):
+        TargetSpec("img_gid_q", bins={"q_x": 10})
+    conv = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"])
+    with pytest.raises(NxgidError, match="frames of shape"):
+        conv.convert(np.zeros((5, 5)))
+    with pytest.raises(NxgidError, match="2 values for 3 frames"):
+        conv.convert(np.zeros((3, *geometry.shape)), monitor=[1, 2])
