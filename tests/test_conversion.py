@@ -82,8 +82,7 @@ def test_gi_coordinates_agree_with_fiber_integrator(incidence, tilt, orientation
     fi = fiber_integrator(geometry)
     kw = dict(incident_angle=math.radians(incidence), tilt_angle=math.radians(tilt),
               sample_orientation=orientation)
-    ours = {"qip_A^-1": coords.q_xy, "qoop_A^-1": coords.q_z,
-            "exit_angle_vert_rad": coords.alpha_f, "exit_angle_horz_rad": coords.phi_f}
+    ours = {"qip_A^-1": coords.q_xy, "qoop_A^-1": coords.q_z}
     for unit, values in ours.items():
         ref = fi.array_from_unit(unit=get_unit_fiber(unit, **kw))
         scale = np.max(np.abs(ref))
@@ -91,6 +90,34 @@ def test_gi_coordinates_agree_with_fiber_integrator(incidence, tilt, orientation
     # |q| is the same in every frame; χ = atan2(q_z, q_xy)
     np.testing.assert_allclose(np.hypot(coords.q_xy, coords.q_z), coords.q, rtol=1e-9,
                                atol=1e-12)
+    # exit angles are those of the same ray: q_z = k (sin α_f + sin α_i), and the in-plane
+    # part of the exit ray gives q_xy: k² (cos²α_f + cos²α_i' − 2 cos α_f cos α_i' cos φ_f)
+    k = coords.k
+    sin_i = math.cos(math.radians(tilt)) * math.sin(math.radians(incidence))
+    np.testing.assert_allclose(coords.q_z, k * (np.sin(coords.alpha_f) + sin_i), atol=1e-9)
+    cos_f = np.cos(coords.alpha_f)
+    beam_in_plane = math.cos(math.radians(incidence))  # in-plane length of the beam
+    horizontal_beam = -math.sin(math.radians(tilt)) * math.sin(math.radians(incidence))
+    q_beam = k * (cos_f * np.cos(coords.phi_f) - beam_in_plane)
+    q_horizontal = k * (cos_f * np.sin(coords.phi_f) - horizontal_beam)
+    np.testing.assert_allclose(np.abs(coords.q_xy), np.hypot(q_beam, q_horizontal),
+                               atol=1e-9)
+
+
+def test_exit_angles_of_direct_and_specular_rays():
+    """The direct beam leaves at −α_i, the specular ray at +α_i (q_xy = 0)."""
+    alpha = 0.8
+    geometry = small(200, 200, distance_m=0.1, beam_center_px=(100.0, 100.0))
+    coords = pixel_coordinates(geometry, SampleGeometry.grazing(alpha))
+    x, y, z = geometry.positions_m()
+    centre = np.unravel_index(np.argmin(x ** 2 + y ** 2), x.shape)  # on the beam
+    elevation = np.degrees(np.arctan2(y, np.hypot(x, z)))
+    specular = np.unravel_index(np.argmin(np.abs(elevation - 2 * alpha) + np.abs(x) * 1e3),
+                                x.shape)
+    step = np.degrees(172e-6 / 0.1)  # one pixel, in degrees
+    assert np.degrees(coords.alpha_f[centre]) == pytest.approx(-alpha, abs=step)
+    assert np.degrees(coords.alpha_f[specular]) == pytest.approx(alpha, abs=step)
+    assert abs(coords.q_xy[specular]) < coords.k * math.radians(step)
 
 
 # --- binning against pyFAI --------------------------------------------------------------------
@@ -357,3 +384,79 @@ def test_wrong_geometry_and_shapes_are_clear_errors():
         conv.convert(np.zeros((5, 5)))
     with pytest.raises(NxgidError, match="2 values for 3 frames"):
         conv.convert(np.zeros((3, *geometry.shape)), monitor=[1, 2])
+
+
+# --- corrections and the disk cache ------------------------------------------------------
+
+def test_corrections_enter_the_normalisation():
+    from nxgid.conversion.corrections import Corrections, correction_factors
+
+    geometry = pilatus300k()
+    sample = SampleGeometry.grazing(0.2)
+    corrections = Corrections(solid_angle=True, polarization_factor=0.95)
+    coords = pixel_coordinates(geometry, sample)
+    factors = correction_factors(corrections, geometry, coords)
+    true = 30.0
+    data = true * factors  # what the detector records of a flat intensity
+    conv = Converter(geometry, sample, ["img_gid_q", "rad_cut_gid"], corrections=corrections)
+    results = conv.convert(data)
+    for result in results.values():
+        filled = result.counts > 0
+        np.testing.assert_allclose(result.intensity[0][filled], true, rtol=1e-5)
+        assert result.process["corrections"]["polarization"]["factor"] == 0.95
+    plain = Converter(geometry, sample, ["img_gid_q"]).convert(data)["img_gid_q"]
+    assert np.nanmax(np.abs(plain.intensity[0] - true)) > 0.05 * true
+
+
+def test_refraction_moves_q_z_only():
+    """With refraction on, every pixel lands in the bin of its refracted q_z and its
+    unchanged q_xy; pixels below the critical angle drop out."""
+    from nxgid.conversion.corrections import Corrections, refracted_q_z
+
+    geometry = pilatus300k(poni1_m=0.01)
+    sample = SampleGeometry.grazing(0.2)
+    critical = 0.15
+    spec = TargetSpec("img_gid_q", ranges={"q_xy": (-1, 1), "q_z": (-0.1, 2.0)},
+                      bins={"q_xy": 80, "q_z": 120})
+    conv = Converter(geometry, sample, [spec], corrections=Corrections(
+        solid_angle=False, polarization_factor=None, refraction=True,
+        critical_angle_deg=critical))
+    binmap = conv.binmaps()["img_gid_q"]
+    coords = pixel_coordinates(geometry, sample)
+    q_z = refracted_q_z(coords, critical).ravel()
+    q_xy = coords.q_xy.ravel()
+    bins_of = np.repeat(np.arange(binmap.bins), np.diff(binmap.indptr))
+    x_axis, z_axis = conv.targets[0].axes
+    expected = z_axis.index(q_z[binmap.pixels]) * x_axis.bins + x_axis.index(q_xy[binmap.pixels])
+    np.testing.assert_array_equal(bins_of, expected)
+    below = np.isnan(q_z)
+    assert below.any() and not np.isin(np.flatnonzero(below), binmap.pixels).any()
+    assert np.nanmax(q_z - coords.q_z.ravel()) < 0  # refraction lowers q_z
+
+
+def test_disk_cache_gives_identical_results(tmp_path):
+    geometry = pilatus300k()
+    sample = SampleGeometry.grazing(0.2)
+    data = np.random.default_rng(12).poisson(40, (2, *geometry.shape)).astype(np.uint32)
+    first = Converter(geometry, sample, ["img_gid_q", "vert_cut_gid"], cache_dir=tmp_path)
+    expected = first.convert(data)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert any(f.endswith(".json") for f in files) and any(f.endswith(".npz") for f in files)
+    second = Converter(geometry, sample, ["img_gid_q", "vert_cut_gid"], cache_dir=tmp_path)
+    assert second.targets == first.targets
+    got = second.convert(data)
+    for name in expected:
+        np.testing.assert_array_equal(got[name].intensity, expected[name].intensity)
+    # a different mask is a different entry, never a stale hit
+    mask = np.zeros(geometry.shape, bool)
+    mask[100:200] = True
+    third = Converter(geometry, sample, ["img_gid_q", "vert_cut_gid"], cache_dir=tmp_path,
+                      mask=mask)
+    assert not np.array_equal(third.convert(data)["img_gid_q"].counts,
+                              expected["img_gid_q"].counts)
+    # a corrupt entry is ignored and rebuilt
+    for path in tmp_path.glob("*.npz"):
+        path.write_bytes(b"garbage")
+    again = Converter(geometry, sample, ["img_gid_q", "vert_cut_gid"], cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.convert(data)["img_gid_q"].intensity,
+                                  expected["img_gid_q"].intensity)

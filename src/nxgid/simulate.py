@@ -339,7 +339,7 @@ def simulate_function(geometry, sample: SampleGeometry, func: IntensityFunction,
                                  critical_angle_deg=critical_angle_deg)
     with np.errstate(invalid="ignore"):
         intensity = np.broadcast_to(np.asarray(func(coords), dtype=float), geometry.shape)
-    expected = _check_expected(intensity * response * exposure)
+    expected = _check_expected(intensity) * response * exposure  # check the sample's own
     return _record(expected, noise=noise, rng=np.random.default_rng(seed),
                    gaps=_gaps(geometry, mask_gaps), dtype=dtype)
 

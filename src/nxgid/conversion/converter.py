@@ -101,10 +101,20 @@ class Converter:
         incidence_angles_deg: Sequence[float] | None = None,
         errors: bool = True,
         keep_sums: bool = False,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
+        """*corrections* is a :class:`nxgid.conversion.corrections.Corrections` (None:
+        no intensity corrections). *mask* is boolean (True = masked) or an NXdetector
+        ``pixel_mask``; the detector's own gap mask is added unless *use_detector_mask*
+        is False. *valid_range* (low, high) drops, frame by frame, pixels whose value lies
+        outside it. *incidence_angles_deg* lists every angle the frames will have, so the
+        default ranges cover them all. With *cache_dir*, resolved axes and maps are kept
+        on disk and reused by later converters with the same inputs."""
         self.geometry = geometry
         self.sample = sample
         self.q_unit = check_q_unit(q_unit)
+        if corrections is not None:
+            corrections.check_sample(sample)
         self.corrections = corrections
         self.errors = errors
         self.keep_sums = keep_sums
@@ -117,6 +127,8 @@ class Converter:
         self.valid_range = (-math.inf if lo is None else float(lo),
                             math.inf if hi is None else float(hi))
         specs = [t if isinstance(t, TargetSpec) else TargetSpec(t) for t in targets]
+        angles = [sample.incidence_deg] if incidence_angles_deg is None else \
+            [float(a) for a in incidence_angles_deg]
         if not specs:
             raise NxgidError("nothing to convert: give at least one result name")
         for spec in specs:
@@ -125,12 +137,40 @@ class Converter:
                 raise NxgidError(f"{spec.name} is a {kind} result but the sample is in "
                                  f"{sample.mode} geometry")
         self.specs = specs
-        angles = [sample.incidence_deg] if incidence_angles_deg is None else \
-            [float(a) for a in incidence_angles_deg]
-        self.targets = self._resolve_targets(specs, angles)
         self._maps: dict[float, dict[str, BinMap]] = {}
+        self._cache = None
+        self._cache_key = ""
+        if cache_dir is not None:
+            from nxgid.conversion.cache import MapCache
+
+            self._cache = MapCache(cache_dir)
+            self._cache_key = self._key(specs, angles)
+            cached = self._cache.load_targets(self._cache_key)
+            if cached is not None:
+                self.targets = cached
+                return
+        self.targets = self._resolve_targets(specs, angles)
+        if self._cache is not None:
+            self._cache.save_targets(self._cache_key, self.targets)
 
     # --- set-up ---------------------------------------------------------------------
+
+    def _key(self, specs: list[TargetSpec], angles: list[float]) -> str:
+        from nxgid.conversion.cache import array_digest, make_key
+
+        return make_key({
+            "geometry": self.geometry.config(),
+            "sample": [self.sample.mode, self.sample.incidence_deg, self.sample.tilt_deg,
+                       self.sample.orientation],
+            "targets": [[s.name, sorted(s.ranges.items()), sorted(s.bins.items()),
+                         sorted(s.steps.items()), s.cut] for s in specs],
+            "angles": angles,
+            "q_unit": self.q_unit,
+            "corrections": self.corrections.key() if self.corrections is not None else None,
+            "mask": array_digest(self.mask),
+            "dark": array_digest(self.dark),
+            "flat": array_digest(self.flat),
+        })
 
     def _frame_like(self, array: np.ndarray, what: str) -> np.ndarray:
         array = np.asarray(array, dtype=np.float64)
@@ -189,6 +229,10 @@ class Converter:
     def binmaps(self, incidence_deg: float | None = None) -> dict[str, BinMap]:
         """The pixel→bin maps for one incidence angle (built on first use)."""
         angle = self.sample.incidence_deg if incidence_deg is None else float(incidence_deg)
+        if angle not in self._maps and self._cache is not None:
+            cached = self._cache.load_maps(self._cache_key, angle, self.targets)
+            if cached is not None:
+                self._maps[angle] = cached
         if angle not in self._maps:
             coords = self._coordinates(angle)
             norm = np.ones(self.geometry.shape)
@@ -210,6 +254,8 @@ class Converter:
                 values = [self._axis_values(coords, a.name) for a in target.axes]
                 maps[target.name] = build_binmap(target, values, valid, norm, self.dark)
             self._maps[angle] = maps
+            if self._cache is not None:
+                self._cache.save_maps(self._cache_key, angle, maps)
         return self._maps[angle]
 
     # --- conversion -------------------------------------------------------------------

@@ -13,7 +13,11 @@ Conventions (the same as pyFAI's ``FiberIntegrator``, so both agree to rounding)
   the horizontal component (pyFAI's ``qip``): +q_xy on the +x side of the detector.
 * ``chi_gid`` = atan2(q_z, q_xy): 0° along +q_xy, 90° along +q_z, 180° along −q_xy.
 * Exit angle α_f and in-plane angle φ_f are the elevation above the sample plane and the
-  azimuth in it of the scattered ray (pyFAI's ``exit_angle_vert`` / ``_horz``).
+  azimuth in it (from the sample's beam axis) of the scattered ray, taken in the same
+  sample frame as q, so that q_z = k·(sin α_f + sin α_i) exactly, the direct beam leaves
+  at α_f = −α_i and the specular ray at α_f = +α_i. (pyFAI 2026.9's ``exit_angle_vert``
+  rotates the sample the other way and puts the direct beam at +α_i; nxgid does not
+  follow it there.)
 * Transmission: ``q_x`` = k·x/r, ``q_y`` = k·y/r (perpendicular to the beam), and
   ``chi`` = atan2(y, x), pyFAI's χ.
 
@@ -130,14 +134,19 @@ class PixelCoordinates:
         return x, y
 
     @cached_property
+    def _sample_matrix(self) -> np.ndarray:
+        """Lab → sample frame for (beam, horizontal, vertical) components (pyFAI's)."""
+        alpha = math.radians(self.sample.incidence_deg)
+        tilt = math.radians(self.sample.tilt_deg)
+        return _rotation("yx", [alpha, -tilt])
+
+    @cached_property
     def _q_sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(q_beam, q_horizontal, q_vertical) in the sample frame."""
         x, y = self._oriented
         inv_r = self.k / self._r
         q_lab = (self._z * inv_r - self.k, x * inv_r, y * inv_r)
-        alpha = math.radians(self.sample.incidence_deg)
-        tilt = math.radians(self.sample.tilt_deg)
-        m = _rotation("yx", [alpha, -tilt])
+        m = self._sample_matrix
         return tuple(m[i, 0] * q_lab[0] + m[i, 1] * q_lab[1] + m[i, 2] * q_lab[2]
                      for i in range(3))  # type: ignore[return-value]
 
@@ -155,27 +164,30 @@ class PixelCoordinates:
         """atan2(q_z, q_xy): 0 along +q_xy, π/2 along +q_z."""
         return np.arctan2(self.q_z, self.q_xy)
 
+    @property
+    def sin_incidence(self) -> float:
+        """sin α_i of the beam on the sample plane (tilt included)."""
+        return float(-self._sample_matrix[2, 0])
+
     @cached_property
     def _exit_ray(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, y = self._oriented
-        alpha = math.radians(self.sample.incidence_deg)
-        tilt = math.radians(self.sample.tilt_deg)
-        m = _rotation("xz", [-alpha, tilt])
-        z = self._z
-        return tuple(m[i, 0] * x + m[i, 1] * y + m[i, 2] * z
-                     for i in range(3))  # type: ignore[return-value]
+        """Unit scattered ray in the sample frame: q/k + (incident direction)."""
+        m = self._sample_matrix
+        q_beam, q_horizontal, q_vertical = self._q_sample
+        return (q_beam / self.k + m[0, 0], q_horizontal / self.k + m[1, 0],
+                q_vertical / self.k + m[2, 0])
 
     @cached_property
     def alpha_f(self) -> np.ndarray:
         """Exit angle above the sample plane."""
-        x, y, z = self._exit_ray
-        return np.arctan2(y, np.sqrt(z * z + x * x))
+        beam, horizontal, vertical = self._exit_ray
+        return np.arctan2(vertical, np.hypot(beam, horizontal))
 
     @cached_property
     def phi_f(self) -> np.ndarray:
-        """In-plane angle of the exit ray (0 along the beam)."""
-        x, _, z = self._exit_ray
-        return np.arctan2(x, z)
+        """In-plane angle of the exit ray from the sample's beam axis."""
+        beam, horizontal, _ = self._exit_ray
+        return np.arctan2(horizontal, beam)
 
     # --- by name ----------------------------------------------------------------------
 
