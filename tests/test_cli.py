@@ -185,6 +185,11 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
         with h5py.File(exp.scan_file(ref), "r") as handle:
             link = handle["f1/data"].get("data", getlink=True)
             assert link.filename == f"{ref.scan}/f1.h5"  # relative, never absolute
+    # the reciprocal-space step found every simulated spot where it belongs
+    assert "spots found within half a bin of the truth: 10 of 10" in result.stdout
+    previews = sorted((tmp_path / "demo" / "previews").glob("*.png"))
+    assert {p.stem for p in previews} >= {"img_gid_q", "img_gid_pol", "vert_cut_gid"}
+    assert (exp.calibrations_dir / "demo-geometry.poni").is_file()
     # the status command works on it with the demo's own settings
     monkeypatch.setenv("NXGID_HOME", str(site.parent))
     status = nxgid("status", cwd=exp.root)

@@ -40,6 +40,22 @@ def demo(directory: Path, overwrite: bool) -> None:
     out.print(f"  log:           {exp.log_file}")
     out.print(f"\nscans ({report.sync.summary()}):")
     out.print(scan_table(report.status))
+    conv = report.conversion
+    if conv is not None:
+        out.print(f"\nreciprocal space (geometry {conv.poni.name}, corrections: "
+                  + ", ".join(k for k, v in conv.corrections.items()
+                              if isinstance(v, dict) and v.get("applied")) + "):")
+        for name, shape in conv.results.items():
+            out.print(f"  {name:<14} {' × '.join(map(str, shape))}")
+        good = sum(check.ok for check in conv.spots)
+        out.print(f"  spots found within half a bin of the truth: {good} of {len(conv.spots)}")
+        for check in conv.spots:
+            out.print(f"    ({check.q_xy_A:+.3f}, {check.q_z_A:.3f}) Å⁻¹ → "
+                      f"({check.found_q_xy_A:+.4f}, {check.found_q_z_A:.4f})"
+                      f"{'' if check.ok else '   OUTSIDE half a bin'}")
+        for step, seconds in conv.timings_s.items():
+            out.print(f"  {step}: {seconds:.2f} s")
+        out.print(f"  previews: {conv.previews[0].parent}/ ({len(conv.previews)} PNG files)")
     out.print("\nlast log lines:")
     for line in tail(exp.log_file, 5):
         out.print(f"  {line}")
