@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/nxgid demo $(DEMO_DIR) --overwrite
 
 lint: install
-	$(BIN)/ruff check src tests $(wildcard benchmarks)
+	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
