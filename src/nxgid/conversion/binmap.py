@@ -89,3 +89,120 @@ def build_binmap(target: Target, axis_values: list[np.ndarray], valid: np.ndarra
         dark=np.bincount(sorted_bins, weights=entry_dark, minlength=stride),
         counts=np.diff(indptr),
     )
+
+
+# --- pixel splitting ------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _span(lo, hi, n, periodic):  # pragma: no cover - compiled
+    """Bins [first, last] covered by [lo, hi] (bin units); periodic axes are not clipped."""
+    first = int(np.floor(lo))
+    last = int(np.floor(hi))
+    if periodic:
+        if last - first >= n:
+            last = first + n - 1
+        return first, last
+    return max(0, first), min(n - 1, last)
+
+
+@njit(cache=True)
+def _split_entries(x0, x1, y0, y1, pixels, nx, ny, two_d, periodic_x, periodic_y
+                   ):  # pragma: no cover - compiled
+    """Overlap fractions of every pixel's box [x0, x1) × [y0, y1) (in bin units) with
+    the bins; returns (pixel, bin, weight) triplets. On a periodic axis (a full turn of
+    an angle) bins past the end wrap round. A box of zero width in one direction counts
+    whole in the bin it lies in."""
+    n = pixels.shape[0]
+    count = 0
+    for i in range(n):
+        ix0, ix1 = _span(x0[i], x1[i], nx, periodic_x)
+        iy0, iy1 = (0, 0)
+        if two_d:
+            iy0, iy1 = _span(y0[i], y1[i], ny, periodic_y)
+        if ix1 >= ix0 and iy1 >= iy0:
+            count += (ix1 - ix0 + 1) * (iy1 - iy0 + 1)
+    out_pixel = np.empty(count, dtype=np.int32)
+    out_bin = np.empty(count, dtype=np.int64)
+    out_weight = np.empty(count, dtype=np.float64)
+    k = 0
+    for i in range(n):
+        ix0, ix1 = _span(x0[i], x1[i], nx, periodic_x)
+        width = x1[i] - x0[i]
+        iy0, iy1 = (0, 0)
+        height = 1.0
+        if two_d:
+            iy0, iy1 = _span(y0[i], y1[i], ny, periodic_y)
+            height = y1[i] - y0[i]
+        for iy in range(iy0, iy1 + 1):
+            fy = 1.0
+            if two_d and height > 0:
+                fy = (min(iy + 1.0, y1[i]) - max(float(iy), y0[i])) / height
+            for ix in range(ix0, ix1 + 1):
+                fx = 1.0
+                if width > 0:
+                    fx = (min(ix + 1.0, x1[i]) - max(float(ix), x0[i])) / width
+                out_pixel[k] = pixels[i]
+                out_bin[k] = (iy % ny) * nx + (ix % nx)
+                out_weight[k] = fx * fy
+                k += 1
+    return out_pixel[:k], out_bin[:k], out_weight[:k]
+
+
+def _box(axis, corners: np.ndarray, seam: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding box of each pixel's corners along *axis*, in bin units.
+
+    For an angle axis, a pixel whose corners straddle the ±180° seam (span above half a
+    turn, *seam*) has its negative corners moved up by a full turn: its box then reaches
+    past the axis end, and wraps round when the axis is a full turn (else the part
+    outside is dropped, as for any pixel on an edge).
+    """
+    lo = corners.min(axis=-1)
+    hi = corners.max(axis=-1)
+    if seam is not None:
+        wrapped = (hi - lo) > seam
+        if wrapped.any():
+            turned = np.where(corners[wrapped] < 0, corners[wrapped] + 2 * seam,
+                              corners[wrapped])
+            lo[wrapped] = turned.min(axis=-1)
+            hi[wrapped] = turned.max(axis=-1)
+    return (lo - axis.start) / axis.step, (hi - axis.start) / axis.step
+
+
+def build_split_binmap(target: Target, corner_values: list[np.ndarray],
+                       seams: list[float | None], valid: np.ndarray,
+                       normalisation: np.ndarray, dark: np.ndarray | None) -> BinMap:
+    """Pixel splitting: each valid pixel is shared among the bins its corners' bounding
+    box overlaps, in proportion to the overlap area (weights of a pixel sum to 1 when its
+    box lies inside the axes)."""
+    flat_valid = valid.ravel()
+    pixels_all = np.flatnonzero(flat_valid)
+    boxes = []
+    for axis, corners, seam in zip(target.axes, corner_values, seams, strict=True):
+        lo, hi = _box(axis, corners.reshape(-1, 4)[pixels_all], seam)
+        finite = np.isfinite(lo) & np.isfinite(hi)
+        boxes.append((lo, hi, finite))
+    keep = np.logical_and.reduce([b[2] for b in boxes])
+    x0, x1 = boxes[0][0][keep], boxes[0][1][keep]
+    two_d = len(boxes) == 2
+    y0, y1 = (boxes[1][0][keep], boxes[1][1][keep]) if two_d else (x0, x1)
+    nx = target.axes[0].bins
+    ny = target.axes[1].bins if two_d else 1
+    periodic = [seam is not None and abs(axis.stop - axis.start - 2 * seam) < 1e-9
+                for axis, seam in zip(target.axes, seams, strict=True)]
+    pix, bins, weights = _split_entries(x0, x1, y0, y1, pixels_all[keep].astype(np.int32),
+                                        nx, ny, two_d, periodic[0],
+                                        periodic[1] if two_d else False)
+    positive = weights > 0
+    pix, bins, weights = pix[positive], bins[positive], weights[positive]
+    indptr, order = _counting_sort(bins, nx * ny)
+    pix, bins, weights = pix[order], bins[order], weights[order]
+    entry_norm = normalisation.ravel()[pix] * weights
+    entry_dark = (np.zeros(pix.shape) if dark is None else dark.ravel()[pix] * weights)
+    return BinMap(
+        target=target, indptr=indptr, pixels=pix, weights=weights,
+        entry_norm=entry_norm, entry_dark=entry_dark,
+        norm=np.bincount(bins, weights=entry_norm, minlength=nx * ny),
+        dark=np.bincount(bins, weights=entry_dark, minlength=nx * ny),
+        counts=np.bincount(bins, weights=weights, minlength=nx * ny),
+    )

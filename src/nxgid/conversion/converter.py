@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from nxgid.conversion.binmap import BinMap, build_binmap
+from nxgid.conversion.binmap import BinMap, build_binmap, build_split_binmap
 from nxgid.conversion.grid import (
     PROFILE_CUTS,
     Axis,
@@ -101,6 +101,7 @@ class Converter:
         incidence_angles_deg: Sequence[float] | None = None,
         errors: bool = True,
         keep_sums: bool = False,
+        pixel_splitting: bool = False,
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
         """*corrections* is a :class:`nxgid.conversion.corrections.Corrections` (None:
@@ -109,7 +110,10 @@ class Converter:
         is False. *valid_range* (low, high) drops, frame by frame, pixels whose value lies
         outside it. *incidence_angles_deg* lists every angle the frames will have, so the
         default ranges cover them all. With *cache_dir*, resolved axes and maps are kept
-        on disk and reused by later converters with the same inputs."""
+        on disk and reused by later converters with the same inputs. With
+        *pixel_splitting*, each pixel is shared among the bins its area covers (bounding
+        box of its corners) instead of going whole to the bin of its centre; note that in
+        grazing incidence this spreads intensity into the edge of the missing wedge."""
         self.geometry = geometry
         self.sample = sample
         self.q_unit = check_q_unit(q_unit)
@@ -118,6 +122,7 @@ class Converter:
         self.corrections = corrections
         self.errors = errors
         self.keep_sums = keep_sums
+        self.pixel_splitting = pixel_splitting
         shape = geometry.shape
         self.mask = combine_masks(shape, mask,
                                   geometry.detector_mask if use_detector_mask else None)
@@ -170,6 +175,7 @@ class Converter:
             "mask": array_digest(self.mask),
             "dark": array_digest(self.dark),
             "flat": array_digest(self.flat),
+            "pixel_splitting": self.pixel_splitting,
         })
 
     def _frame_like(self, array: np.ndarray, what: str) -> np.ndarray:
@@ -179,11 +185,12 @@ class Converter:
                              f"{self.geometry.shape}")
         return array
 
-    def _coordinates(self, incidence_deg: float) -> PixelCoordinates:
+    def _coordinates(self, incidence_deg: float, *, corners: bool = False
+                     ) -> PixelCoordinates:
         sample = self.sample
         if sample.mode == "gid" and incidence_deg != sample.incidence_deg:
             sample = replace(sample, incidence_deg=incidence_deg)
-        coords = pixel_coordinates(self.geometry, sample)
+        coords = pixel_coordinates(self.geometry, sample, corners=corners)
         if self.corrections is not None and getattr(self.corrections, "refraction", False):
             from nxgid.conversion.corrections import refracted_q_z
 
@@ -201,13 +208,24 @@ class Converter:
         usable = ~self.mask
         for angle in dict.fromkeys(angles):
             coords = self._coordinates(angle)
+            # with splitting, pixel areas (their corners) must fit in the default ranges
+            extent_coords = self._coordinates(angle, corners=True) \
+                if self.pixel_splitting else coords
             for name in wanted:
                 values = self._axis_values(coords, name)
                 sample_values.setdefault(name, values)
-                finite = values[usable & np.isfinite(values)]
+                spread = self._axis_values(extent_coords, name)
+                inside = usable[..., np.newaxis] if spread.ndim == 3 else usable
+                inside = np.broadcast_to(inside, spread.shape)
+                if self.pixel_splitting and name.startswith("ang_"):
+                    spread = np.clip(spread, -180.0, 180.0)
+                finite = spread[inside & np.isfinite(spread)]
                 if finite.size:
                     lo, hi = extents.get(name, [math.inf, -math.inf])
                     extents[name] = [min(lo, float(finite.min())), max(hi, float(finite.max()))]
+        for name, (lo, hi) in extents.items():
+            if name.startswith("ang_") and hi - lo > 359.0:
+                extents[name] = [-180.0, 180.0]  # nearly the whole circle: all of it
         targets = []
         for spec in specs:
             axes = []
@@ -251,12 +269,31 @@ class Converter:
                     values = self._axis_values(coords, cut_axis)
                     with np.errstate(invalid="ignore"):
                         valid &= (values >= lo) & (values <= hi)
+                if self.pixel_splitting:
+                    maps[target.name] = self._split_map(target, angle, valid, norm)
+                    continue
                 values = [self._axis_values(coords, a.name) for a in target.axes]
                 maps[target.name] = build_binmap(target, values, valid, norm, self.dark)
             self._maps[angle] = maps
             if self._cache is not None:
                 self._cache.save_maps(self._cache_key, angle, maps)
         return self._maps[angle]
+
+    def _split_map(self, target: Target, angle: float, valid: np.ndarray,
+                   norm: np.ndarray) -> BinMap:
+        corners = self._coordinates(angle, corners=True)
+        values, seams = [], []
+        for axis in target.axes:
+            corner_values = self._axis_values(corners, axis.name)
+            values.append(corner_values)
+            seams.append(180.0 if axis.name.startswith("ang_") else None)
+            if axis.name.endswith("_azimuth"):
+                # |q|·χ jumps by 2π|q| across χ = ±180°: drop the few pixels on that seam
+                span = np.ptp(corner_values, axis=-1)
+                q = (corners.q * scale_for(axis.name, self.q_unit)).max(axis=-1)
+                with np.errstate(invalid="ignore"):
+                    valid = valid & ~(span > np.pi * q)
+        return build_split_binmap(target, values, seams, valid, norm, self.dark)
 
     # --- conversion -------------------------------------------------------------------
 
@@ -361,7 +398,7 @@ class Converter:
         """Everything that defines the conversion, JSON-serialisable (for NeXus process)."""
         record = {
             "method": "integrate",
-            "pixel_splitting": False,
+            "pixel_splitting": self.pixel_splitting,
             "q_unit": self.q_unit,
             "sample": {"mode": self.sample.mode, "incidence_deg": self.sample.incidence_deg,
                        "tilt_deg": self.sample.tilt_deg,
