@@ -102,6 +102,7 @@ class Converter:
         errors: bool = True,
         keep_sums: bool = False,
         pixel_splitting: bool = False,
+        method: str = "integrate",
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
         """*corrections* is a :class:`nxgid.conversion.corrections.Corrections` (None:
@@ -113,7 +114,18 @@ class Converter:
         on disk and reused by later converters with the same inputs. With
         *pixel_splitting*, each pixel is shared among the bins its area covers (bounding
         box of its corners) instead of going whole to the bin of its centre; note that in
-        grazing incidence this spreads intensity into the edge of the missing wedge."""
+        grazing incidence this spreads intensity into the edge of the missing wedge.
+        *method* ``"bilinear"`` or ``"nearest"`` samples maps at their bin centres
+        (pygid-like; see :mod:`nxgid.conversion.interpolation`); profiles always
+        integrate pixels."""
+        from nxgid.conversion.interpolation import METHODS
+
+        if method not in METHODS:
+            raise NxgidError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+        if method != "integrate" and pixel_splitting:
+            raise NxgidError("pixel splitting belongs to the integrate method, not to "
+                             f"{method} interpolation")
+        self.method = method
         self.geometry = geometry
         self.sample = sample
         self.q_unit = check_q_unit(q_unit)
@@ -176,6 +188,7 @@ class Converter:
             "dark": array_digest(self.dark),
             "flat": array_digest(self.flat),
             "pixel_splitting": self.pixel_splitting,
+            "method": self.method,
         })
 
     def _frame_like(self, array: np.ndarray, what: str) -> np.ndarray:
@@ -273,6 +286,12 @@ class Converter:
                     maps[target.name] = self._split_map(target, angle, valid, norm)
                     continue
                 values = [self._axis_values(coords, a.name) for a in target.axes]
+                if self.method != "integrate" and len(target.axes) == 2:
+                    from nxgid.conversion.interpolation import build_interpolation_map
+
+                    maps[target.name] = build_interpolation_map(
+                        target, values, valid, norm, self.dark, self.method)
+                    continue
                 maps[target.name] = build_binmap(target, values, valid, norm, self.dark)
             self._maps[angle] = maps
             if self._cache is not None:
@@ -397,7 +416,7 @@ class Converter:
     def describe(self, target: Target | None = None) -> dict:
         """Everything that defines the conversion, JSON-serialisable (for NeXus process)."""
         record = {
-            "method": "integrate",
+            "method": self.method,
             "pixel_splitting": self.pixel_splitting,
             "q_unit": self.q_unit,
             "sample": {"mode": self.sample.mode, "incidence_deg": self.sample.incidence_deg,

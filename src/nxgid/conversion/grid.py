@@ -149,12 +149,12 @@ def default_axis(name: str, values: np.ndarray, unit: str, bins: int | None = No
     if step is not None:
         return Axis.from_step(name, lo, hi, step, unit)
     if bins is None:
-        step = _pixel_step(values)
+        step = pixel_step(values)
         bins = max(1, min(20_000, round((hi - lo) / step)))
     return Axis(name, lo, hi, int(bins), unit)
 
 
-def _pixel_step(values: np.ndarray) -> float:
+def pixel_step(values: np.ndarray) -> float:
     if values.ndim != 2:
         return float(np.ptp(values[np.isfinite(values)])) / 1000 or 1.0
     steps = []
