@@ -110,11 +110,37 @@ def run_conversion(directory: Path, calibrations: Path, settings) -> ConversionR
     timings[f"warm conversion of {FRAMES} frames"] = time.perf_counter() - tick
 
     spots = check_spots(results["img_gid_q"], pattern)
-    previews = write_previews(directory / "previews", results)
+    # the other ways to map the same frames, and a transmission (powder) measurement
+    tick = time.perf_counter()
+    variants = {
+        "img_gid_pol_split": Converter(geometry, sample, [specs[1]], corrections=corrections,
+                                       pixel_splitting=True).convert(frames)["img_gid_pol"],
+        "img_gid_q_bilinear": Converter(geometry, sample, [specs[0]], corrections=corrections,
+                                        method="bilinear").convert(frames)["img_gid_q"],
+    }
+    timings["pixel-split polar and bilinear q maps"] = time.perf_counter() - tick
+    variants.update(transmission_results(geometry, corrections))
+    previews = write_previews(directory / "previews", {**results, **variants})
     return ConversionReport(
         poni=poni, previews=previews,
-        results={name: r.intensity.shape for name, r in results.items()}, spots=spots,
+        results={name: r.intensity.shape for name, r in {**results, **variants}.items()},
+        spots=spots,
         timings_s=timings, corrections=corrections.describe())
+
+
+def transmission_results(geometry: DetectorGeometry, corrections) -> dict:
+    """A LaB6-like powder in transmission: the q_x/q_y map and the radial profile."""
+    from nxgid.conversion import Converter
+    from nxgid.simulate import Pattern, Ring, simulate
+
+    sample = SampleGeometry.transmission()
+    lab6 = Pattern(rings=tuple(Ring(d, 200.0 / (i + 1), 0.004) for i, d in enumerate(
+        (4.1569, 2.9394, 2.4000, 2.0785, 1.8590, 1.6971))), background=2.0)
+    frame = simulate(geometry, sample, lab6, seed=3,
+                     polarization_factor=corrections.polarization_factor)
+    results = Converter(geometry, sample, ["img_q", "rad_cut"],
+                        corrections=corrections).convert(frame)
+    return {f"transmission_{name}": result for name, result in results.items()}
 
 
 def frame_mean(intensity: np.ndarray) -> np.ndarray:
@@ -179,7 +205,9 @@ def write_previews(folder: Path, results) -> list[Path]:
             ax.set_xlabel(label[0])
             ax.set_ylabel("intensity (corrected counts)")
             ax.set_yscale("log")
-        ax.set_title(f"{name} — mean of {result.frames} frames")
+        ax.set_title(f"{name} ({result.name}, {result.process.get('method')}"
+                     f"{', pixel splitting' if result.process.get('pixel_splitting') else ''})"
+                     f" — mean of {result.frames} frame(s)")
         path = folder / f"{name}.png"
         fig.tight_layout()
         fig.savefig(path)
