@@ -59,6 +59,33 @@ def _counting_sort(bins, n_bins):  # pragma: no cover - compiled
     return indptr, order
 
 
+def from_entries(target: Target, pixels: np.ndarray, bins: np.ndarray,
+                 weights: np.ndarray | None, normalisation: np.ndarray,
+                 dark: np.ndarray | None) -> BinMap:
+    """Assemble a map from (pixel, bin[, weight]) entries in any order: the one place
+    that sorts entries by bin and sums normalisation, dark and pixel counts per bin."""
+    n_bins = int(np.prod(target.shape))
+    indptr, order = _counting_sort(bins, n_bins)
+    pixels = pixels[order].astype(np.int32)
+    bins = bins[order]
+    entry_norm = normalisation.ravel()[pixels].astype(np.float64)
+    entry_dark = (np.zeros(pixels.shape) if dark is None
+                  else dark.ravel()[pixels].astype(np.float64))
+    if weights is not None:
+        weights = weights[order]
+        entry_norm *= weights
+        entry_dark *= weights
+    return BinMap(
+        target=target, indptr=indptr, pixels=pixels,
+        weights=np.empty(0) if weights is None else weights,
+        entry_norm=entry_norm, entry_dark=entry_dark,
+        norm=np.bincount(bins, weights=entry_norm, minlength=n_bins),
+        dark=np.bincount(bins, weights=entry_dark, minlength=n_bins),
+        counts=(np.diff(indptr) if weights is None
+                else np.bincount(bins, weights=weights, minlength=n_bins)),
+    )
+
+
 def build_binmap(target: Target, axis_values: list[np.ndarray], valid: np.ndarray,
                  normalisation: np.ndarray, dark: np.ndarray | None) -> BinMap:
     """Map every valid pixel centre to the bin containing it (no splitting).
@@ -75,20 +102,7 @@ def build_binmap(target: Target, axis_values: list[np.ndarray], valid: np.ndarra
         index += i * stride
         stride *= axis.bins
     pixels_all = np.flatnonzero(flat_valid)
-    bins_of = index[pixels_all]
-    indptr, order = _counting_sort(bins_of, stride)
-    pixels = pixels_all[order].astype(np.int32)
-    entry_norm = normalisation.ravel()[pixels].astype(np.float64)
-    entry_dark = (np.zeros(pixels.shape) if dark is None
-                  else dark.ravel()[pixels].astype(np.float64))
-    sorted_bins = bins_of[order]
-    return BinMap(
-        target=target, indptr=indptr, pixels=pixels, weights=np.empty(0),
-        entry_norm=entry_norm, entry_dark=entry_dark,
-        norm=np.bincount(sorted_bins, weights=entry_norm, minlength=stride),
-        dark=np.bincount(sorted_bins, weights=entry_dark, minlength=stride),
-        counts=np.diff(indptr),
-    )
+    return from_entries(target, pixels_all, index[pixels_all], None, normalisation, dark)
 
 
 # --- pixel splitting ------------------------------------------------------------------------
@@ -194,15 +208,5 @@ def build_split_binmap(target: Target, corner_values: list[np.ndarray],
                                         nx, ny, two_d, periodic[0],
                                         periodic[1] if two_d else False)
     positive = weights > 0
-    pix, bins, weights = pix[positive], bins[positive], weights[positive]
-    indptr, order = _counting_sort(bins, nx * ny)
-    pix, bins, weights = pix[order], bins[order], weights[order]
-    entry_norm = normalisation.ravel()[pix] * weights
-    entry_dark = (np.zeros(pix.shape) if dark is None else dark.ravel()[pix] * weights)
-    return BinMap(
-        target=target, indptr=indptr, pixels=pix, weights=weights,
-        entry_norm=entry_norm, entry_dark=entry_dark,
-        norm=np.bincount(bins, weights=entry_norm, minlength=nx * ny),
-        dark=np.bincount(bins, weights=entry_dark, minlength=nx * ny),
-        counts=np.bincount(bins, weights=weights, minlength=nx * ny),
-    )
+    return from_entries(target, pix[positive], bins[positive], weights[positive],
+                        normalisation, dark)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from nxgid.conversion.binmap import BinMap, _counting_sort, build_binmap
+from nxgid.conversion.binmap import BinMap, build_binmap, from_entries
 from nxgid.conversion.grid import Target, pixel_step
 
 METHODS = ("integrate", "bilinear", "nearest")
@@ -136,14 +136,4 @@ def build_interpolation_map(target: Target, axis_values: list[np.ndarray], valid
     else:
         raise ValueError(f"unknown interpolation {method!r}")
     keep = valid.ravel()[pix] & (weights > 0) & np.isfinite(normalisation.ravel()[pix])
-    pix, bins, weights = pix[keep], bins[keep], weights[keep]
-    n_bins = seed.bins
-    indptr, order = _counting_sort(bins, n_bins)
-    pix, bins, weights = pix[order].astype(np.int32), bins[order], weights[order]
-    entry_norm = normalisation.ravel()[pix] * weights
-    entry_dark = np.zeros(pix.shape) if dark is None else dark.ravel()[pix] * weights
-    return BinMap(target=target, indptr=indptr, pixels=pix, weights=weights,
-                  entry_norm=entry_norm, entry_dark=entry_dark,
-                  norm=np.bincount(bins, weights=entry_norm, minlength=n_bins),
-                  dark=np.bincount(bins, weights=entry_dark, minlength=n_bins),
-                  counts=np.bincount(bins, weights=weights, minlength=n_bins))
+    return from_entries(target, pix[keep], bins[keep], weights[keep], normalisation, dark)
