@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from nxgid.conversion import Converter, TargetSpec, combine_masks
@@ -567,3 +567,57 @@ def test_interpolation_keeps_corrections_masks_and_errors():
         Converter(geometry, sample, ["img_gid_q"], method="cubic")
     with pytest.raises(NxgidError, match="pixel splitting belongs"):
         Converter(geometry, sample, ["img_gid_q"], method="nearest", pixel_splitting=True)
+
+
+# --- properties over random geometries ------------------------------------------------------
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(incidence=st.floats(0.0, 2.0), rot1=st.floats(-0.05, 0.05),
+       rot2=st.floats(-0.05, 0.05), row=st.floats(-20, 80), col=st.floats(-20, 120),
+       distance=st.floats(0.05, 0.5), splitting=st.booleans(),
+       target=st.sampled_from(["img_gid_q", "img_gid_pol", "img_gid_exit", "rad_cut_gid"]),
+       seed=st.integers(0, 2**16))
+def test_bins_are_averages_and_signal_is_conserved(incidence, rot1, rot2, row, col, distance,
+                                                  splitting, target, seed):
+    geometry = small(60, 100, rot1_rad=rot1, rot2_rad=rot2, distance_m=distance,
+                     beam_center_px=(row, col))
+    sample = SampleGeometry.grazing(incidence)
+    data = np.random.default_rng(seed).poisson(25, geometry.shape).astype(np.float64)
+    result = Converter(geometry, sample, [target], keep_sums=True,
+                       pixel_splitting=splitting).convert(data)[target]
+    values = result.intensity[0][np.isfinite(result.intensity[0])]
+    if target == "rad_cut_gid":  # its default χ cut (0–180°) may hold no pixel at all
+        assume(values.size > 0)
+    assert values.size > 0
+    # every bin is a weighted average of pixels: within the frame's range
+    assert values.min() >= data.min() - 1e-3 and values.max() <= data.max() + 1e-3
+    if target != "rad_cut_gid":  # profiles keep only the pixels in their cut
+        assert result.signal_sum.sum() == pytest.approx(data.sum(), rel=1e-9)
+
+
+def test_to_xarray_carries_axes_units_and_frame_values():
+    geometry = small()
+    data = np.random.default_rng(15).poisson(20, (3, *geometry.shape)).astype(np.uint32)
+    result = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"]
+                       ).convert(data, monitor=[1.0, 2.0, 4.0])["img_gid_q"]
+    dataset = result.to_xarray()
+    array = dataset["img_gid_q"]
+    assert array.dims == ("frame", "q_z", "q_xy")
+    np.testing.assert_array_equal(array["q_xy"].values, result.axis("q_xy").centres)
+    assert array["q_z"].attrs["units"] == "A^-1"
+    np.testing.assert_array_equal(array["monitor"].values, [1.0, 2.0, 4.0])
+    np.testing.assert_array_equal(dataset["img_gid_q_errors"].values, result.errors)
+    assert float(array.sel(q_xy=0.3, q_z=0.5, method="nearest")[0]) == pytest.approx(
+        float(result.intensity[0][result.axis("q_z").index(np.array([0.5]))[0],
+                                  result.axis("q_xy").index(np.array([0.3]))[0]]),
+        nan_ok=True)
+
+
+def test_axis_index_keeps_every_value_of_the_closed_range():
+    from nxgid.conversion.grid import Axis
+
+    axis = Axis("ang_gid_inplane", -1.780638235803581, 0.16986156055405757, 99, "deg")
+    just_below = np.nextafter(axis.stop, -np.inf)  # (v − start)/step rounds to 99.0
+    values = np.array([axis.start, just_below, axis.stop, np.nextafter(axis.stop, np.inf),
+                       np.nan])
+    np.testing.assert_array_equal(axis.index(values), [0, 98, 98, -1, -1])

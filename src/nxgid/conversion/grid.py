@@ -72,7 +72,9 @@ class Axis:
         with np.errstate(invalid="ignore"):
             position = (values - self.start) / self.step
             index = np.floor(position)
-            index[values == self.stop] = self.bins - 1
+            # rounding in (v − start)/step must not push a value of [start, stop] out
+            index[(index >= self.bins) & (values <= self.stop)] = self.bins - 1
+            index[(index < 0) & (values >= self.start)] = 0
             outside = ~((index >= 0) & (index < self.bins))
         index[outside] = -1
         return index.astype(np.int64)
