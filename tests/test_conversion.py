@@ -592,7 +592,15 @@ def test_bins_are_averages_and_signal_is_conserved(incidence, rot1, rot2, row, c
     # every bin is a weighted average of pixels: within the frame's range
     assert values.min() >= data.min() - 1e-3 and values.max() <= data.max() + 1e-3
     if target != "rad_cut_gid":  # profiles keep only the pixels in their cut
-        assert result.signal_sum.sum() == pytest.approx(data.sum(), rel=1e-9)
+        total = result.signal_sum.sum()
+        if splitting and target == "img_gid_pol":
+            # a pixel whose corners go round the beam centre (χ undefined) can lose the
+            # part of its box beyond a χ axis that is not a full turn: at most itself
+            chi = np.degrees(pixel_coordinates(geometry, sample, corners=True).chi_gid)
+            around = np.ptp(chi, axis=-1) > 180
+            assert data.sum() - data[around].sum() - 1e-6 <= total <= data.sum() + 1e-6
+        else:
+            assert total == pytest.approx(data.sum(), rel=1e-9)
 
 
 def test_to_xarray_carries_axes_units_and_frame_values():

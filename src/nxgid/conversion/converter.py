@@ -155,6 +155,10 @@ class Converter:
                                  f"{sample.mode} geometry")
         self.specs = specs
         self._maps: dict[float, dict[str, BinMap]] = {}
+        self._descriptions: dict[str | None, dict] = {}
+        #: Pixel coordinates per (angle, corners), kept from resolving the default ranges
+        #: until the maps of that angle are built.
+        self._coords: dict[tuple[float, bool], PixelCoordinates] = {}
         self._cache = None
         self._cache_key = ""
         if cache_dir is not None:
@@ -200,6 +204,13 @@ class Converter:
 
     def _coordinates(self, incidence_deg: float, *, corners: bool = False
                      ) -> PixelCoordinates:
+        key = (float(incidence_deg), corners)
+        if key not in self._coords:
+            self._coords[key] = self._compute_coordinates(incidence_deg, corners=corners)
+        return self._coords[key]
+
+    def _compute_coordinates(self, incidence_deg: float, *, corners: bool = False
+                             ) -> PixelCoordinates:
         sample = self.sample
         if sample.mode == "gid" and incidence_deg != sample.incidence_deg:
             sample = replace(sample, incidence_deg=incidence_deg)
@@ -294,6 +305,8 @@ class Converter:
                     continue
                 maps[target.name] = build_binmap(target, values, valid, norm, self.dark)
             self._maps[angle] = maps
+            self._coords.pop((angle, False), None)  # maps built: free the coordinates
+            self._coords.pop((angle, True), None)
             if self._cache is not None:
                 self._cache.save_maps(self._cache_key, angle, maps)
         return self._maps[angle]
@@ -343,24 +356,25 @@ class Converter:
             raise NxgidError("monitor values must be finite and positive")
         angles = _per_frame(incidence_deg, n, "incidence_deg",
                             default=self.sample.incidence_deg)
-        pieces: dict[str, list[tuple[np.ndarray, tuple]]] = {t.name: [] for t in self.targets}
-        for angle in dict.fromkeys(angles.tolist()):
-            which = np.flatnonzero(angles == angle)
-            chunk = flat_frames if which.size == n else flat_frames[which]
-            chunk_var = None
-            if flat_variance is not None:
-                chunk_var = flat_variance if which.size == n else flat_variance[which]
-            for name, binmap in self.binmaps(angle).items():
-                out = kernels.run(chunk, binmap, lo=self.valid_range[0],
-                                  hi=self.valid_range[1], monitor=monitors[which],
-                                  variances=chunk_var, want_errors=self.errors,
-                                  keep_sums=self.keep_sums)
-                pieces[name].append((which, out))
-        results = {}
-        for target in self.targets:
-            results[target.name] = self._assemble(target, pieces[target.name], n,
-                                                  monitors, angles)
-        return results
+        outputs = {t.name: kernels.Outputs(n, int(np.prod(t.shape)), errors=self.errors,
+                                           keep_sums=self.keep_sums) for t in self.targets}
+        lo, hi = self.valid_range
+        buffer = var_buffer = None
+        for run_start, run_stop, angle in _runs(angles):
+            maps = self.binmaps(angle)
+            for first in range(run_start, run_stop, kernels.BLOCK):
+                rows = slice(first, min(run_stop, first + kernels.BLOCK))
+                buffer = kernels.transpose_block(flat_frames[rows], buffer)
+                var_block = None
+                if flat_variance is not None:
+                    var_buffer = kernels.transpose_block(flat_variance[rows], var_buffer)
+                    var_block = var_buffer
+                for target in self.targets:
+                    kernels.convert_block(buffer, var_block, maps[target.name],
+                                          outputs[target.name], rows, lo=lo, hi=hi,
+                                          monitor=monitors[rows])
+        return {t.name: self._assemble(t, outputs[t.name], monitors, angles)
+                for t in self.targets}
 
     def convert_blocks(self, frames: Iterable[np.ndarray], *, block_frames: int = 16,
                        monitor: Iterable[float] | None = None,
@@ -388,33 +402,30 @@ class Converter:
         if block:
             yield flush()
 
-    def _assemble(self, target: Target, pieces, n: int, monitors: np.ndarray,
+    def _assemble(self, target: Target, out, monitors: np.ndarray,
                   angles: np.ndarray) -> Result:
-        shape = target.shape
-        first = pieces[0][1]
-        intensity = np.empty((n, *shape), dtype=first[0].dtype)
-        errors = np.empty((n, *shape), dtype=first[0].dtype) if self.errors else None
-        signal_sum = np.empty((n, *shape)) if self.keep_sums else None
-        norm_sum = np.empty((n, *shape)) if self.keep_sums else None
-        counts = None
-        for which, (inten, err, ssum, nsum) in pieces:
-            intensity[which] = inten.reshape(-1, *shape)
-            if errors is not None:
-                errors[which] = err.reshape(-1, *shape)
-            if signal_sum is not None:
-                signal_sum[which] = ssum.reshape(-1, *shape)
-                norm_sum[which] = nsum.reshape(-1, *shape)
-        angle0 = float(angles[0])
-        counts = self.binmaps(angle0)[target.name].counts.reshape(shape)
+        n, shape = out.intensity.shape[0], target.shape
+
+        def view(array):
+            return None if array is None else array.reshape(n, *shape)
+
+        counts = self.binmaps(float(angles[0]))[target.name].counts.reshape(shape)
         frame_values = {"monitor": monitors}
         if self.sample.mode == "gid":
             frame_values["incidence_angle_deg"] = angles
-        return Result(name=target.name, axes=target.axes, intensity=intensity,
-                      errors=errors, counts=counts, process=self.describe(target),
-                      frame_values=frame_values, signal_sum=signal_sum, norm_sum=norm_sum)
+        return Result(name=target.name, axes=target.axes, intensity=view(out.intensity),
+                      errors=view(out.errors), counts=counts, process=self.describe(target),
+                      frame_values=frame_values, signal_sum=view(out.signal_sum),
+                      norm_sum=view(out.norm_sum))
 
     def describe(self, target: Target | None = None) -> dict:
         """Everything that defines the conversion, JSON-serialisable (for NeXus process)."""
+        key = None if target is None else target.name
+        if key not in self._descriptions:
+            self._descriptions[key] = self._describe(target)
+        return dict(self._descriptions[key])
+
+    def _describe(self, target: Target | None) -> dict:
         record = {
             "method": self.method,
             "pixel_splitting": self.pixel_splitting,
@@ -435,6 +446,15 @@ class Converter:
         if target is not None:
             record["target"] = target.describe()
         return record
+
+
+def _runs(values: np.ndarray) -> Iterator[tuple[int, int, float]]:
+    """(start, stop, value) of each run of equal consecutive values."""
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            yield start, i, float(values[start])
+            start = i
 
 
 def apply_refraction(coords: PixelCoordinates, q_z: np.ndarray) -> None:

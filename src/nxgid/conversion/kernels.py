@@ -2,7 +2,7 @@
 
 The pixel→bin map is stored bin-major (CSR): the entries of bin ``b`` are
 ``indptr[b] … indptr[b+1]``, each naming a detector pixel (flat index) and, with pixel
-splitting, a weight w. For every frame f and bin b the kernel computes
+splitting or interpolation, a weight w. For every frame f and bin b:
 
     signal  = Σ w·(I − D)            (I counts, D dark)
     norm    = Σ w·c · monitor_f      (c = corrections × flat field)
@@ -13,11 +13,18 @@ over the entries whose value lies in the valid count range (NaN never does), so 
 saturated in one frame drops out of that frame's signal *and* normalisation. A bin
 with no valid pixel gives NaN.
 
-Frames are processed in blocks of :data:`BLOCK` transposed to (pixels, frames), so each
-entry reads one contiguous run of values for the whole block: the pixel→bin map is read
-once per block and memory is touched in cache-line units. Each thread owns a range of
-bins: no races, and a fixed summation order, so results do not depend on the number of
-threads. Compiled code is cached on disk by numba (``cache=True``).
+Two kernels compute this:
+
+* :func:`_fast` — the common case: unit weights, Poisson errors, and no value that can
+  drop out (integer frames, no valid range). Norm and dark per bin are then constants of
+  the map and Σ I = signal + Σ D, so one accumulator per frame is enough.
+* :func:`_general` — everything else (weights, a given variance, a valid range, NaN).
+
+Frames are processed in blocks of :data:`BLOCK`, transposed once to (pixels, frames) so
+each map entry reads one contiguous run of values for the whole block; every target
+shares the transposed block. Each thread owns a range of bins: no races, a fixed
+summation order, so results do not depend on the number of threads. Compiled code is
+cached on disk by numba (``cache=True``).
 """
 
 from __future__ import annotations
@@ -43,9 +50,65 @@ def _transpose(frames, out):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _convert_block(values, variances, use_variances, indptr, pixels, weights, use_weights,
-                   lo, hi, entry_norm, entry_dark, monitor, intensity, errors, want_errors,
-                   signal_sum, norm_sum, keep_sums):  # pragma: no cover - compiled
+def _fast(values, indptr, pixels, norm_b, dark_b, monitor, intensity, errors, want_errors,
+          signal_sum, norm_sum, keep_sums):  # pragma: no cover - compiled
+    n_frames = values.shape[1]
+    n_bins = indptr.shape[0] - 1
+    size = (n_bins + _CHUNKS - 1) // _CHUNKS
+    for c in prange(_CHUNKS):
+        total = np.empty(n_frames)
+        for b in range(c * size, min(n_bins, (c + 1) * size)):
+            for j in range(n_frames):
+                total[j] = 0.0
+            for e in range(indptr[b], indptr[b + 1]):
+                p = pixels[e]
+                for j in range(n_frames):
+                    total[j] += values[p, j]
+            norm = norm_b[b]
+            dark = dark_b[b]
+            for j in range(n_frames):
+                n = norm * monitor[j]
+                if n > 0.0:
+                    intensity[j, b] = (total[j] - dark) / n
+                    if want_errors:
+                        errors[j, b] = math.sqrt(total[j]) / n if total[j] > 0.0 else 0.0
+                else:
+                    intensity[j, b] = np.nan
+                    if want_errors:
+                        errors[j, b] = np.nan
+                if keep_sums:
+                    signal_sum[j, b] = total[j] - dark
+                    norm_sum[j, b] = n
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _fast_single(values, indptr, pixels, norm_b, dark_b, monitor, intensity, errors,
+                 want_errors, signal_sum, norm_sum, keep_sums):  # pragma: no cover
+    """:func:`_fast` for one frame (1-D values): no per-frame inner loop."""
+    n_bins = indptr.shape[0] - 1
+    m = monitor[0]
+    for b in prange(n_bins):
+        total = 0.0
+        for e in range(indptr[b], indptr[b + 1]):
+            total += values[pixels[e]]
+        n = norm_b[b] * m
+        if n > 0.0:
+            intensity[b] = (total - dark_b[b]) / n
+            if want_errors:
+                errors[b] = math.sqrt(total) / n if total > 0.0 else 0.0
+        else:
+            intensity[b] = np.nan
+            if want_errors:
+                errors[b] = np.nan
+        if keep_sums:
+            signal_sum[b] = total - dark_b[b]
+            norm_sum[b] = n
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _general(values, variances, use_variances, indptr, pixels, weights, use_weights,
+             lo, hi, entry_norm, entry_dark, monitor, intensity, errors, want_errors,
+             signal_sum, norm_sum, keep_sums):  # pragma: no cover - compiled
     n_frames = values.shape[1]
     n_bins = indptr.shape[0] - 1
     size = (n_bins + _CHUNKS - 1) // _CHUNKS
@@ -87,40 +150,62 @@ def _convert_block(values, variances, use_variances, indptr, pixels, weights, us
                     norm_sum[j, b] = n
 
 
-def run(frames: np.ndarray, binmap, *, lo: float, hi: float, monitor: np.ndarray,
-        variances: np.ndarray | None, want_errors: bool, keep_sums: bool,
-        out_dtype=np.float32):
-    """Convert (frames, pixels) with *binmap*; returns intensity, errors and the sums
-    (float64 Σ signal and Σ normalisation) when *keep_sums*."""
-    n_frames, n_bins = frames.shape[0], binmap.bins
-    intensity = np.empty((n_frames, n_bins), dtype=out_dtype)
-    errors = np.empty((n_frames, n_bins) if want_errors else (1, 1), dtype=out_dtype)
-    signal_sum = np.zeros((n_frames, n_bins) if keep_sums else (1, 1))
-    norm_sum = np.zeros((n_frames, n_bins) if keep_sums else (1, 1))
-    use_weights = binmap.weights.size > 0
-    weights = binmap.weights if use_weights else np.ones(1)
+class Outputs:
+    """Result arrays of one target for a whole call, (frames, bins); kernels write blocks
+    straight into them (no copies)."""
+
+    def __init__(self, n_frames: int, n_bins: int, *, errors: bool, keep_sums: bool,
+                 dtype=np.float32) -> None:
+        self.intensity = np.empty((n_frames, n_bins), dtype=dtype)
+        self.errors = np.empty((n_frames, n_bins), dtype=dtype) if errors else None
+        self.signal_sum = np.empty((n_frames, n_bins)) if keep_sums else None
+        self.norm_sum = np.empty((n_frames, n_bins)) if keep_sums else None
+
+
+_DUMMY_F32 = np.empty((1, 1), dtype=np.float32)
+_DUMMY_F64 = np.empty((1, 1))
+
+
+def can_use_fast(binmap, dtype: np.dtype, lo: float, hi: float, variances) -> bool:
+    """True when no value can drop out and weights and variances are trivial."""
+    return (binmap.weights.size == 0 and variances is None
+            and np.issubdtype(dtype, np.integer) and math.isinf(lo) and lo < 0
+            and math.isinf(hi) and hi > 0)
+
+
+def convert_block(values: np.ndarray, var_values: np.ndarray | None, binmap, out: Outputs,
+                  rows: slice, *, lo: float, hi: float, monitor: np.ndarray) -> None:
+    """Run one transposed block (pixels, k) through *binmap* into ``out[rows]``."""
+    want_errors = out.errors is not None
+    keep_sums = out.signal_sum is not None
+    intensity = out.intensity[rows]
+    errors = out.errors[rows] if want_errors else _DUMMY_F32
+    signal_sum = out.signal_sum[rows] if keep_sums else _DUMMY_F64
+    norm_sum = out.norm_sum[rows] if keep_sums else _DUMMY_F64
     monitor = np.ascontiguousarray(monitor, dtype=np.float64)
-    block = min(BLOCK, n_frames)
-    values = np.empty((frames.shape[1], block), dtype=frames.dtype)
-    var_values = (np.empty((frames.shape[1], block), dtype=variances.dtype)
-                  if variances is not None else np.empty((1, 1), dtype=frames.dtype))
-    for start in range(0, n_frames, block):
-        stop = min(n_frames, start + block)
-        k = stop - start
-        v = values[:, :k] if k < block else values
-        _transpose(frames[start:stop], v)
-        if variances is not None:
-            vv = var_values[:, :k] if k < block else var_values
-            _transpose(variances[start:stop], vv)
-        else:
-            vv = var_values
-        sl = slice(start, stop)
-        _convert_block(np.ascontiguousarray(v), np.ascontiguousarray(vv),
-                       variances is not None, binmap.indptr, binmap.pixels, weights,
-                       use_weights, float(lo), float(hi), binmap.entry_norm,
-                       binmap.entry_dark, monitor[sl], intensity[sl],
-                       errors[sl] if want_errors else errors, want_errors,
-                       signal_sum[sl] if keep_sums else signal_sum,
-                       norm_sum[sl] if keep_sums else norm_sum, keep_sums)
-    return (intensity, errors if want_errors else None,
-            signal_sum if keep_sums else None, norm_sum if keep_sums else None)
+    if can_use_fast(binmap, values.dtype, lo, hi, var_values):
+        if values.shape[1] == 1:
+            _fast_single(values.reshape(-1), binmap.indptr, binmap.pixels, binmap.norm,
+                         binmap.dark, monitor, intensity[0], errors[0], want_errors,
+                         signal_sum[0], norm_sum[0], keep_sums)
+            return
+        _fast(values, binmap.indptr, binmap.pixels, binmap.norm, binmap.dark, monitor,
+              intensity, errors, want_errors, signal_sum, norm_sum, keep_sums)
+        return
+    use_weights = binmap.weights.size > 0
+    _general(values, var_values if var_values is not None else values,
+             var_values is not None, binmap.indptr, binmap.pixels,
+             binmap.weights if use_weights else np.ones(1), use_weights, float(lo),
+             float(hi), binmap.entry_norm, binmap.entry_dark, monitor, intensity, errors,
+             want_errors, signal_sum, norm_sum, keep_sums)
+
+
+def transpose_block(frames: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
+    """(k, pixels) → (pixels, k), reusing *buffer* when it has the right shape."""
+    k, n_pixels = frames.shape
+    if k == 1 and frames.flags.c_contiguous:
+        return frames.reshape(n_pixels, 1)  # one frame: already (pixels, 1), no copy
+    if buffer is None or buffer.shape != (n_pixels, k) or buffer.dtype != frames.dtype:
+        buffer = np.empty((n_pixels, k), dtype=frames.dtype)
+    _transpose(frames, buffer)
+    return buffer
