@@ -27,3 +27,17 @@ test: lint
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
+
+# make bench   conversion benchmark (docs/performance.md): nxgid vs pygid vs pyFAI.
+# pygid pins pytest<9, so it lives in its own environment, .venv-bench.
+BENCH_VENV := .venv-bench
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e . pygid==0.2.20
+	touch $@
+
+.PHONY: bench
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/bench_conversion.py $(BENCH_ARGS)

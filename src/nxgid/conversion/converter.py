@@ -384,23 +384,30 @@ class Converter:
         in constant memory; yields one result dict per block."""
         monitors = iter(monitor) if monitor is not None else None
         angles = iter(incidence_deg) if incidence_deg is not None else None
-        block: list[np.ndarray] = []
+        block: np.ndarray | None = None  # filled in place: no list, no np.stack copy
+        filled = 0
 
-        def flush() -> dict[str, Result]:
-            m = [next(monitors) for _ in block] if monitors is not None else None
-            a = [next(angles) for _ in block] if angles is not None else None
-            out = self.convert(np.stack(block), monitor=m, incidence_deg=a)
-            block.clear()
-            return out
+        def flush(count: int) -> dict[str, Result]:
+            assert block is not None
+            m = [next(monitors) for _ in range(count)] if monitors is not None else None
+            a = [next(angles) for _ in range(count)] if angles is not None else None
+            return self.convert(block[:count], monitor=m, incidence_deg=a)
 
-        for frame in frames:
-            frame = np.asarray(frame)
-            for single in (frame if frame.ndim == 3 else [frame]):
-                block.append(single)
-                if len(block) == block_frames:
-                    yield flush()
-        if block:
-            yield flush()
+        for item in frames:
+            item = np.asarray(item)
+            for frame in (item if item.ndim == 3 else (item,)):
+                if block is None or block.dtype != frame.dtype:
+                    if block is not None and filled:
+                        yield flush(filled)
+                        filled = 0
+                    block = np.empty((block_frames, *frame.shape), dtype=frame.dtype)
+                block[filled] = frame
+                filled += 1
+                if filled == block_frames:
+                    yield flush(filled)
+                    filled = 0
+        if filled:
+            yield flush(filled)
 
     def _assemble(self, target: Target, out, monitors: np.ndarray,
                   angles: np.ndarray) -> Result:
