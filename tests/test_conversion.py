@@ -629,3 +629,94 @@ def test_axis_index_keeps_every_value_of_the_closed_range():
     values = np.array([axis.start, just_below, axis.stop, np.nextafter(axis.stop, np.inf),
                        np.nan])
     np.testing.assert_array_equal(axis.index(values), [0, 98, 98, -1, -1])
+
+
+# --- geometry input --------------------------------------------------------------------------
+
+PONI_V1 = """# Nota: C-Order, 1 refers to the Y axis, 2 to the X axis
+PixelSize1: 0.000172
+PixelSize2: 0.000172
+Distance: 0.3
+Poni1: 0.12
+Poni2: 0.11
+Rot1: 0.01
+Rot2: -0.02
+Rot3: 0.005
+Wavelength: 1e-10
+"""
+
+PONI_V2 = """poni_version: 2
+Detector: Pilatus2M
+Detector_config: {}
+Distance: 0.3
+Poni1: 0.12
+Poni2: 0.11
+Rot1: 0.01
+Rot2: -0.02
+Rot3: 0.005
+Wavelength: 1e-10
+"""
+
+PONI_V21 = """poni_version: 2.1
+Detector: Detector
+Detector_config: {"pixel1": 0.0001, "pixel2": 0.0002, "max_shape": [300, 200], "orientation": 3}
+Distance: 0.25
+Poni1: 0.015
+Poni2: 0.02
+Rot1: 0.0
+Rot2: 0.0
+Rot3: 0.0
+Wavelength: 1.0332e-10
+"""
+
+
+def test_poni_files_of_every_version(tmp_path):
+    for name, text in (("v1", PONI_V1), ("v2", PONI_V2), ("v21", PONI_V21)):
+        (tmp_path / f"{name}.poni").write_text(text)
+    v2 = DetectorGeometry.from_poni(tmp_path / "v2.poni")
+    assert v2.shape == (1679, 1475) and v2.detector_mask.any()  # gaps from the name
+    assert v2.wavelength_A == pytest.approx(1.0)
+    assert v2.rotations_rad == (0.01, -0.02, 0.005)
+    v1 = DetectorGeometry.from_poni(tmp_path / "v1.poni")
+    assert v1.pixel_size_m == (0.000172, 0.000172) and v1.distance_m == 0.3
+    # non-square pixels and a detector orientation (PONI 2.1)
+    v21 = DetectorGeometry.from_poni(tmp_path / "v21.poni")
+    assert v21.shape == (300, 200) and v21.pixel_size_m == (0.0001, 0.0002)
+    assert v21.detector.orientation == 3
+    x, _, _ = v21.positions_m()
+    assert abs(x[0, 1] - x[0, 0]) == pytest.approx(0.0002)  # pixel 2 along columns
+    # the same geometry round-trips through a PONI file written by nxgid (via pyFAI)
+    v21.save_poni(tmp_path / "again.poni")
+    again = DetectorGeometry.from_poni(tmp_path / "again.poni")
+    np.testing.assert_allclose(again.positions_m()[0], v21.positions_m()[0], atol=1e-12)
+    with pytest.raises(NxgidError, match="does not exist"):
+        DetectorGeometry.from_poni(tmp_path / "missing.poni")
+    (tmp_path / "bad.poni").write_text("Distance: far\n")
+    with pytest.raises(NxgidError, match=r"bad\.poni"):
+        DetectorGeometry.from_poni(tmp_path / "bad.poni")
+
+
+def test_manual_geometry_beam_centre_and_energy():
+    by_poni = DetectorGeometry.from_parameters(detector="Pilatus300k", distance_m=0.2,
+                                               wavelength_A=1.0, poni1_m=0.0172,
+                                               poni2_m=0.0344)
+    by_centre = DetectorGeometry.from_parameters(detector="Pilatus300k", distance_m=0.2,
+                                                 energy_keV=12.398419843320026,
+                                                 beam_center_px=(100.0, 200.0))
+    assert by_centre.wavelength_A == pytest.approx(1.0, rel=1e-12)
+    assert by_centre.poni_m == pytest.approx(by_poni.poni_m)
+    # pixel centres at (i + ½)·size: with the beam centre at (100, 200) the pixels
+    # 99/100 and 199/200 lie half a pixel on either side of it
+    x, y, _ = by_centre.positions_m()
+    half = 0.5 * 172e-6
+    assert abs(x[100, 199]) == pytest.approx(half, abs=1e-8)  # pyFAI: float32 positions
+    assert abs(x[100, 200]) == pytest.approx(half, abs=1e-8)  # pyFAI: float32 positions
+    assert x[100, 199] * x[100, 200] < 0
+    assert abs(y[99, 200]) == pytest.approx(half, abs=1e-8)  # pyFAI: float32 positions
+    assert y[99, 200] * y[100, 200] < 0
+    with pytest.raises(NxgidError, match="exactly one of wavelength_A and energy_keV"):
+        DetectorGeometry.from_parameters(detector="Pilatus300k", distance_m=0.2,
+                                         beam_center_px=(1, 1))
+    with pytest.raises(NxgidError, match="not in pyFAI's detector database"):
+        DetectorGeometry.from_parameters(detector="Pilatus3000k", distance_m=0.2,
+                                         wavelength_A=1.0, beam_center_px=(1, 1))
