@@ -31,7 +31,12 @@ from nxgid.conversion.grid import (
 )
 from nxgid.conversion.result import Result
 from nxgid.errors import NxgidError
-from nxgid.geometry.coordinates import PixelCoordinates, SampleGeometry, pixel_coordinates
+from nxgid.geometry.coordinates import (
+    Q_AXES,
+    PixelCoordinates,
+    SampleGeometry,
+    pixel_coordinates,
+)
 from nxgid.geometry.detector import DetectorGeometry
 from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS
 from nxgid.units import check_q_unit
@@ -255,7 +260,7 @@ class Converter:
             axes = []
             for name in axis_names(spec.name):
                 lo, hi = spec.ranges.get(name, extents.get(name, (0.0, 0.0)))
-                unit = self.q_unit if scale_for(name, "nm^-1") != 1.0 else "deg"
+                unit = self.q_unit if name in Q_AXES else "deg"
                 axes.append(default_axis(name, sample_values[name], unit,
                                          bins=spec.bins.get(name), start=lo, stop=hi,
                                          step=spec.steps.get(name)))
