@@ -49,6 +49,19 @@ def _transpose(frames, out):  # pragma: no cover - compiled
                 out[p, j] = frames[j, p]
 
 
+@njit(inline="always", cache=True)
+def _store(intensity, errors, want_errors, j, b, signal, norm, var):  # pragma: no cover
+    """intensity = signal/norm and errors = √var/norm, or NaN where norm is 0."""
+    if norm > 0.0:
+        intensity[j, b] = signal / norm
+        if want_errors:
+            errors[j, b] = math.sqrt(var) / norm if var > 0.0 else 0.0
+    else:
+        intensity[j, b] = np.nan
+        if want_errors:
+            errors[j, b] = np.nan
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _fast(values, indptr, pixels, norm_b, dark_b, monitor, intensity, errors, want_errors,
           signal_sum, norm_sum, keep_sums):  # pragma: no cover - compiled
@@ -68,14 +81,7 @@ def _fast(values, indptr, pixels, norm_b, dark_b, monitor, intensity, errors, wa
             dark = dark_b[b]
             for j in range(n_frames):
                 n = norm * monitor[j]
-                if n > 0.0:
-                    intensity[j, b] = (total[j] - dark) / n
-                    if want_errors:
-                        errors[j, b] = math.sqrt(total[j]) / n if total[j] > 0.0 else 0.0
-                else:
-                    intensity[j, b] = np.nan
-                    if want_errors:
-                        errors[j, b] = np.nan
+                _store(intensity, errors, want_errors, j, b, total[j] - dark, n, total[j])
                 if keep_sums:
                     signal_sum[j, b] = total[j] - dark
                     norm_sum[j, b] = n
@@ -137,14 +143,7 @@ def _general(values, variances, use_variances, indptr, pixels, weights, use_weig
                             var[j] += w * w * v
             for j in range(n_frames):
                 n = norm[j] * monitor[j]
-                if n > 0.0:
-                    intensity[j, b] = signal[j] / n
-                    if want_errors:
-                        errors[j, b] = math.sqrt(var[j]) / n if var[j] > 0.0 else 0.0
-                else:
-                    intensity[j, b] = np.nan
-                    if want_errors:
-                        errors[j, b] = np.nan
+                _store(intensity, errors, want_errors, j, b, signal[j], n, var[j])
                 if keep_sums:
                     signal_sum[j, b] = signal[j]
                     norm_sum[j, b] = n
