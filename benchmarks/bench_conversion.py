@@ -270,6 +270,14 @@ def cache_supported() -> bool:
     return "cache_dir" in inspect.signature(Converter).parameters
 
 
+def reuse_supported() -> bool:
+    import inspect
+
+    from nxgid.conversion.converter import Converter
+
+    return "out" in inspect.signature(Converter.convert).parameters
+
+
 def worker_cold(frame_path: str, cache_dir: str | None = None) -> dict:
     """Fresh process: geometry, Converter, maps and first conversion of one frame (maps
     from *cache_dir* when given and filled)."""
@@ -293,7 +301,7 @@ def worker_cold(frame_path: str, cache_dir: str | None = None) -> dict:
             "maps_s": t_maps - t_init, "first_convert_s": t_end - t_maps}
 
 
-def worker_file(h5_path: str, errors: bool, block_frames: int) -> dict:
+def worker_file(h5_path: str, errors: bool, block_frames: int, reuse: bool = False) -> dict:
     """Fresh process: convert an HDF5 stack block by block; wall time and peak RSS."""
     import h5py
 
@@ -314,7 +322,8 @@ def worker_file(h5_path: str, errors: bool, block_frames: int) -> dict:
     with h5py.File(h5_path, "r") as h5:
         dataset = h5["data"]
         shape, itemsize = dataset.shape, dataset.dtype.itemsize
-        for block in converter.convert_blocks(dataset, block_frames=block_frames):
+        extra = {"reuse_outputs": True} if reuse else {}
+        for block in converter.convert_blocks(dataset, block_frames=block_frames, **extra):
             frames += block["img_gid_q"].frames
             del block
     wall = time.perf_counter() - t0
@@ -404,6 +413,12 @@ def bench_nxgid(stack: np.ndarray, workdir: Path, repeat: int, cold_repeat: int)
         label = "errors" if errors else "no errors"
         add(Row("nxgid", f"q map, warm, {n}-frame stack ({label})", times,
                 group="stack" if not errors else "stack_errors", memory_mb=mem.increase))
+        if reuse_supported():  # a writer streaming results reuses its output arrays
+            previous = converter.convert(stack)
+            add(Row("nxgid", f"q map, warm, {n}-frame stack, outputs reused ({label})",
+                    timed(lambda previous=previous: converter.convert(stack, out=previous),
+                          repeat, n)))
+            del previous
     gc.collect()
 
     polar = Converter(geometry, sample, [pol_spec()], errors=False)
@@ -480,15 +495,20 @@ def bench_file(stack: np.ndarray, workdir: Path, block_frames: int, repeat: int)
           f"chunked per frame, read from the page cache), convert_blocks(block_frames="
           f"{block_frames}), one fresh process per run", flush=True)
     runs = max(1, min(repeat, 3))
-    for errors in (True, False):
+    variants = [(True, False), (False, False)]
+    if reuse_supported():
+        variants += [(True, True), (False, True)]
+    for errors, reuse in variants:
         outs = [run_worker(["--worker", "file", str(path), "1" if errors else "0",
-                            str(block_frames)]) for _ in range(runs)]
-        label = "errors" if errors else "no errors"
+                            str(block_frames), "1" if reuse else "0"]) for _ in range(runs)]
+        label = ("errors" if errors else "no errors") + (", outputs reused" if reuse else "")
         peaks = [o["peak_increase_mb"] for o in outs if o["peak_increase_mb"] is not None]
         add(Row("nxgid", f"q map, {outs[0]['frames']} frames from HDF5, blocks ({label})",
                 [o["wall_s"] / o["frames"] for o in outs],
-                group="file" if errors else "", memory_mb=max(peaks) if peaks else None))
-        INFO[f"file_{'errors' if errors else 'noerrors'}"] = outs[-1] | {
+                group="file" if errors and not reuse else "",
+                memory_mb=max(peaks) if peaks else None))
+        INFO[f"file_{'errors' if errors else 'noerrors'}{'_reuse' if reuse else ''}"] = \
+            outs[-1] | {
             "peak_increase_mb_all": peaks}
     path.unlink()
 
@@ -734,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "cold":
             out = worker_cold(rest[0], rest[1] if len(rest) > 1 else None)
         else:
-            out = worker_file(rest[0], rest[1] == "1", int(rest[2]))
+            out = worker_file(rest[0], rest[1] == "1", int(rest[2]),
+                              len(rest) > 3 and rest[3] == "1")
         print(json.dumps(out))
         return 0
 

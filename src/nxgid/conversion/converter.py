@@ -336,8 +336,14 @@ class Converter:
 
     def convert(self, frames: np.ndarray, *, monitor: Sequence[float] | float | None = None,
                 variance: np.ndarray | None = None,
-                incidence_deg: Sequence[float] | float | None = None) -> dict[str, Result]:
-        """Convert one frame (rows, cols) or a stack (frames, rows, cols)."""
+                incidence_deg: Sequence[float] | float | None = None,
+                out: dict[str, Result] | None = None) -> dict[str, Result]:
+        """Convert one frame (rows, cols) or a stack (frames, rows, cols).
+
+        With *out* (results of an earlier call with as many frames), their arrays are
+        overwritten instead of allocating new ones: fresh memory costs about as much as
+        the conversion itself for large maps.
+        """
         from nxgid.conversion import kernels
 
         stack = np.asarray(frames)
@@ -362,7 +368,9 @@ class Converter:
         angles = _per_frame(incidence_deg, n, "incidence_deg",
                             default=self.sample.incidence_deg)
         outputs = {t.name: kernels.Outputs(n, int(np.prod(t.shape)), errors=self.errors,
-                                           keep_sums=self.keep_sums) for t in self.targets}
+                                           keep_sums=self.keep_sums,
+                                           reuse=(out or {}).get(t.name))
+                   for t in self.targets}
         lo, hi = self.valid_range
         buffer = var_buffer = None
         for run_start, run_stop, angle in _runs(angles):
@@ -383,20 +391,30 @@ class Converter:
 
     def convert_blocks(self, frames: Iterable[np.ndarray], *, block_frames: int = 16,
                        monitor: Iterable[float] | None = None,
-                       incidence_deg: Iterable[float] | None = None
-                       ) -> Iterator[dict[str, Result]]:
+                       incidence_deg: Iterable[float] | None = None,
+                       reuse_outputs: bool = False) -> Iterator[dict[str, Result]]:
         """Convert a stream of frames (e.g. an HDF5 dataset or a reader) block by block,
-        in constant memory; yields one result dict per block."""
+        in constant memory; yields one result dict per block.
+
+        With *reuse_outputs*, every block is written into the arrays of the previous one:
+        faster, but a yielded block is valid only until the next is requested (write or
+        copy it first), as a file writer does.
+        """
+        previous: dict[str, Result] | None = None
         monitors = iter(monitor) if monitor is not None else None
         angles = iter(incidence_deg) if incidence_deg is not None else None
         block: np.ndarray | None = None  # filled in place: no list, no np.stack copy
         filled = 0
 
         def flush(count: int) -> dict[str, Result]:
+            nonlocal previous
             assert block is not None
             m = [next(monitors) for _ in range(count)] if monitors is not None else None
             a = [next(angles) for _ in range(count)] if angles is not None else None
-            return self.convert(block[:count], monitor=m, incidence_deg=a)
+            result = self.convert(block[:count], monitor=m, incidence_deg=a,
+                                  out=previous if reuse_outputs else None)
+            previous = result
+            return result
 
         for item in frames:
             item = np.asarray(item)

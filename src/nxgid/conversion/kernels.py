@@ -154,11 +154,22 @@ class Outputs:
     straight into them (no copies)."""
 
     def __init__(self, n_frames: int, n_bins: int, *, errors: bool, keep_sums: bool,
-                 dtype=np.float32) -> None:
-        self.intensity = np.empty((n_frames, n_bins), dtype=dtype)
-        self.errors = np.empty((n_frames, n_bins), dtype=dtype) if errors else None
-        self.signal_sum = np.empty((n_frames, n_bins)) if keep_sums else None
-        self.norm_sum = np.empty((n_frames, n_bins)) if keep_sums else None
+                 dtype=np.float32, reuse=None) -> None:
+        """New arrays, or *reuse*'s (a Result of the right size: its arrays are
+        overwritten, saving the first-touch cost of fresh memory)."""
+
+        def array(existing, dtype_):
+            if existing is not None and existing.size == n_frames * n_bins \
+                    and existing.dtype == dtype_ and existing.flags.c_contiguous:
+                return existing.reshape(n_frames, n_bins)
+            return np.empty((n_frames, n_bins), dtype=dtype_)
+
+        self.intensity = array(getattr(reuse, "intensity", None), dtype)
+        self.errors = array(getattr(reuse, "errors", None), dtype) if errors else None
+        self.signal_sum = array(getattr(reuse, "signal_sum", None), np.float64) \
+            if keep_sums else None
+        self.norm_sum = array(getattr(reuse, "norm_sum", None), np.float64) \
+            if keep_sums else None
 
 
 _DUMMY_F32 = np.empty((1, 1), dtype=np.float32)
