@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nxgid.errors import SettingsError
+from nxgid.errors import ExistsError, SettingsError
 from nxgid.settings.model import (
     SCHEMA_VERSION,
     SECTIONS,
@@ -434,8 +434,6 @@ def default_values() -> dict[str, dict[str, str]]:
 def create_site_file(path: Path, values: Mapping[str, Mapping[str, str]],
                      *, overwrite: bool = False) -> SettingsFile:
     """Create the site file from defaults overridden by *values* (validated first)."""
-    from nxgid.errors import ExistsError
-
     if path.exists() and not overwrite:
         raise ExistsError(f"site settings {path} already exist: change values with "
                           "`nxgid settings set SECTION.KEY VALUE`, or pass --overwrite")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nxgid.errors import DatabaseError
@@ -225,7 +225,6 @@ class WorkflowDB:
 
 
 __all__ = [
-    "SQLAlchemyError",
     "WorkflowDB",
     "database_url",
     "head_revision",
