@@ -26,6 +26,9 @@ COMMANDS = {
     "status": "nxgid.cli.db_cmd:status",
     "log": "nxgid.cli.log_cmd:log_command",
     "demo": "nxgid.cli.demo_cmd:demo",
+    "convert": "nxgid.cli.convert_cmd:convert",
+    "show": "nxgid.cli.convert_cmd:show",
+    "plot": "nxgid.cli.convert_cmd:plot",
 }
 
 

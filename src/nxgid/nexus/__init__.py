@@ -1,0 +1,1 @@
+"""NeXus files written and read by nxgid."""
