@@ -1,0 +1,253 @@
+"""``nxgid convert``, ``nxgid show`` and ``nxgid plot``: standalone, no experiment needed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from nxgid.cli.common import console
+from nxgid.errors import ExistsError, NxgidError
+
+
+def _pairs(values: tuple[str, ...], option: str, kind) -> dict[str, object]:
+    """``AXIS=VALUE`` options → {axis: parsed value}."""
+    parsed = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise NxgidError(f"{option} {text!r}: expected AXIS=VALUE, e.g. {option} "
+                             + ("q_xy=-2:2" if kind is _interval else "q_z=500"))
+        parsed[key.strip()] = kind(value, f"{option} {text!r}")
+    return parsed
+
+
+def _interval(text: str, what: str) -> tuple[float, float]:
+    low, sep, high = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return float(low), float(high)
+    except ValueError:
+        raise NxgidError(f"{what}: expected LOW:HIGH, e.g. 0.1:2.5") from None
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise NxgidError(f"{what}: {text!r} is not a whole number of bins") from None
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise NxgidError(f"{what}: {text!r} is not a number") from None
+
+
+def _angles(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise NxgidError(f"--incidence {text!r}: expected degrees, e.g. 0.15 or "
+                         "0.1,0.15,0.2 (one per frame)") from None
+
+
+def _specs(to: str, ranges, bins, steps, cuts):
+    from nxgid.conversion import TargetSpec
+    from nxgid.conversion.grid import axis_names
+    from nxgid.convert import result_name
+
+    names = [result_name(n) for n in to.split(",") if n.strip()]
+    used = set()
+    specs = []
+    for name in names:
+        axes = axis_names(name)
+        used.update(a for a in (*ranges, *bins, *steps) if a in axes)
+        specs.append(TargetSpec(
+            name, ranges={a: v for a, v in ranges.items() if a in axes},
+            bins={a: v for a, v in bins.items() if a in axes},
+            steps={a: v for a, v in steps.items() if a in axes}, cut=cuts.get(name)))
+    unused = sorted({*ranges, *bins, *steps} - used)
+    if unused:
+        raise NxgidError(f"axis {unused[0]!r} belongs to none of the results "
+                         f"{', '.join(names)}")
+    for name in cuts:
+        if name not in names:
+            raise NxgidError(f"--cut {name}: {name} is not among the results of --to")
+    return specs
+
+
+def _site_instrument() -> dict:
+    """Source and instrument names from the site settings, if there are any."""
+    try:
+        from nxgid.settings import load_effective, site_settings_path
+
+        settings = load_effective(site_settings_path(), None).settings
+    except Exception:  # no or unreadable site settings: convert stays standalone
+        return {}
+    inst = settings.instrument
+    return {"source_name": inst.source or None, "source_type": inst.source_type,
+            "instrument_name": inst.instrument or "unknown"}
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option("--poni", required=True, type=click.Path(path_type=Path),
+              help="Detector geometry (pyFAI PONI file).")
+@click.option("--incidence", metavar="DEG[,DEG…]",
+              help="Angle of incidence in degrees: one for all frames or one per frame.")
+@click.option("--transmission", is_flag=True, help="Transmission geometry (no incidence).")
+@click.option("--tilt", "tilt_deg", type=float, default=0.0, show_default=True,
+              help="Sample tilt about the beam in degrees (grazing incidence).")
+@click.option("--to", "to", default=None, metavar="RESULTS",
+              help="Comma-separated results, e.g. gid_q,gid_pol,rad_cut_gid "
+                   "[default: gid_q, or q with --transmission].")
+@click.option("--range", "ranges", multiple=True, metavar="AXIS=LO:HI",
+              help="Range of an axis in its unit (q unit or degrees); repeatable.")
+@click.option("--bins", multiple=True, metavar="AXIS=N", help="Bins along an axis.")
+@click.option("--step", "steps", multiple=True, metavar="AXIS=STEP", help="Bin width.")
+@click.option("--cut", "cuts", multiple=True, metavar="PROFILE=LO:HI",
+              help="Range a profile is cut over, e.g. vert_cut_gid=-0.05:0.05 (in q_xy).")
+@click.option("--q-unit", type=click.Choice(["A^-1", "nm^-1"]), default="A^-1",
+              show_default=True)
+@click.option("--mask", type=click.Path(path_type=Path),
+              help="Mask image (non-zero = masked, or an NXdetector pixel_mask).")
+@click.option("--no-detector-mask", is_flag=True, help="Do not mask the detector's gaps.")
+@click.option("--dark", type=click.Path(path_type=Path), help="Dark image (subtracted).")
+@click.option("--flat", type=click.Path(path_type=Path), help="Flat-field image (divided).")
+@click.option("--corrections", default="solid_angle,polarization=0.99", show_default=True,
+              help="Comma-separated: none, solid_angle, polarization[=P], air=L_m[:OFF_m], "
+                   "sensor=L_m[:T_m], film=T_m:L_m, lorentz=gid|powder, refraction=DEG.")
+@click.option("--method", type=click.Choice(["integrate", "bilinear", "nearest"]),
+              default="integrate", show_default=True,
+              help="integrate: average the pixels of each bin; bilinear/nearest: sample "
+                   "at bin centres (pygid-like).")
+@click.option("--split-pixels", is_flag=True, help="Share each pixel among bins by area.")
+@click.option("--no-errors", is_flag=True, help="Do not propagate Poisson errors.")
+@click.option("--dataset", metavar="PATH", help="Dataset in HDF5 inputs [default: found].")
+@click.option("--frames", metavar="RANGE",
+              help="Frames of the series, e.g. 0:100, -10:, 0,5,7:9 (0-based).")
+@click.option("--sample", "metadata_file", type=click.Path(path_type=Path),
+              help="YAML file with the sample (layers) and/or experiment metadata.")
+@click.option("--title", help="Entry title.")
+@click.option("--source", "source_name", help="Facility (NXsource name) [site settings].")
+@click.option("--instrument", "instrument_name", help="Beamline [site settings].")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Output NeXus file.")
+@click.option("--append", "append", is_flag=True,
+              help="Add the frames to OUTPUT (matching results are stacked).")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT (when the new one is done).")
+@click.option("--compression", type=click.Choice(
+    ["bitshuffle-lz4", "bitshuffle-zstd", "gzip", "none"]), default="bitshuffle-lz4",
+    show_default=True)
+@click.option("--block", "block_frames", type=click.IntRange(1, 4096), default=16,
+              show_default=True, help="Frames converted and written at a time.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: when stderr is a terminal].")
+def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, steps, cuts,
+            q_unit, mask, no_detector_mask, dark, flat, corrections, method, split_pixels,
+            no_errors, dataset, frames, metadata_file, title, source_name, instrument_name,
+            output, append, overwrite, compression, block_frames, progress) -> None:
+    """Convert IMAGES (files or globs; any fabio format, HDF5/NeXus stacks, Eiger master
+    files) to reciprocal space, into one NeXus file.
+
+    \b
+    Examples:
+        nxgid convert 'scan1/*.cbf' --poni lab6.poni --incidence 0.15 \\
+            --to gid_q,gid_pol,rad_cut_gid --range q_xy=-2:2 --bins q_z=600 -o scan1.nxs
+        nxgid convert eiger_master.h5 --poni det.poni --incidence 0.2 --frames 0:100 \\
+            --sample film.yaml -o film.nxs --append
+    """
+    from nxgid.convert import ConvertJob, parse_corrections, run_convert
+
+    if append and overwrite:
+        raise NxgidError("give --append or --overwrite, not both")
+    mode = "append" if append else "overwrite" if overwrite else "create"
+    if mode == "create" and output.exists():
+        raise ExistsError(f"{output} exists: use --append to add frames to it or "
+                          "--overwrite to replace it")
+    specs = _specs(to or ("q" if transmission else "gid_q"),
+                   _pairs(ranges, "--range", _interval), _pairs(bins, "--bins", _int),
+                   _pairs(steps, "--step", _float),
+                   {k: v for k, v in _pairs(cuts, "--cut", _interval).items()})
+    site = _site_instrument()
+    job = ConvertJob(
+        inputs=list(images), output=output, poni=poni, targets=specs,
+        incidence_deg=_angles(incidence), transmission=transmission, tilt_deg=tilt_deg,
+        dataset=dataset, frames=frames, mask=mask, dark=dark, flat=flat,
+        use_detector_mask=not no_detector_mask, corrections=parse_corrections(corrections),
+        q_unit=q_unit, method=method, pixel_splitting=split_pixels, errors=not no_errors,
+        mode=mode, compression=compression, metadata_file=metadata_file, title=title,
+        source_type=site.get("source_type", "Synchrotron X-ray Source"),
+        source_name=source_name or site.get("source_name"),
+        instrument_name=instrument_name or site.get("instrument_name", "unknown"),
+        block_frames=block_frames)
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    out = console()
+    if show_bar:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        with Progress("converting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=Console(stderr=True)) as bar:
+            task = bar.add_task("convert", total=None)
+            summary = run_convert(job, lambda done, total: bar.update(
+                task, completed=done, total=total))
+    else:
+        summary = run_convert(job)
+    rate = summary.frames / summary.seconds if summary.seconds else 0.0
+    out.print(f"{summary.output}: {summary.frames} frame(s) from {summary.files} file(s) in "
+              f"{summary.seconds:.1f} s ({rate:.1f} frames/s), "
+              f"{summary.bytes_written / 1e6:.1f} MB")
+    for result, entry in summary.entries.items():
+        out.print(f"  {result} → /{entry}")
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--tree", is_flag=True, help="Print every group and dataset.")
+@click.option("--attributes", is_flag=True, help="With --tree: also the attributes.")
+def show(file: Path, tree: bool, attributes: bool) -> None:
+    """A readable summary of a NeXus FILE: entries, results, shapes, axes, metadata."""
+    from nxgid.nexus.reader import NexusFile
+    from nxgid.nexus.summary import summarise
+
+    nexus = NexusFile(file)
+    out = console()
+    if tree:
+        out.print(nexus.tree(attributes=attributes))
+        return
+    out.print(summarise(nexus))
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--entry", help="Entry or result name [default: the file's default].")
+@click.option("--frame", type=int, default=None,
+              help="Frame to draw (negative counts from the end) [default: mean of all].")
+@click.option("--log/--linear", default=True, show_default=True, help="Intensity scale.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Picture file (.png, .pdf or .svg).")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def plot(file: Path, entry: str | None, frame: int | None, log: bool, output: Path,
+         overwrite: bool) -> None:
+    """Draw a map or profile of FILE with axis labels, units and a colour bar."""
+    from nxgid.nexus.reader import NexusFile
+    from nxgid.plot import plot_result
+
+    if output.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise NxgidError(f"{output}: expected a .png, .pdf or .svg file name")
+    if output.exists() and not overwrite:
+        raise ExistsError(f"{output} exists: use --overwrite to replace it")
+    stored = NexusFile(file).result(entry)
+    result = stored.read(frame) if frame is not None else stored.read()
+    path = plot_result(result, output, frame=0 if frame is not None else None, log=log,
+                       frame_label=f"frame {frame} of /{stored.entry}")
+    console().print(f"{path}: {stored.name} from /{stored.entry}"
+                    + (f", frame {frame}" if frame is not None else
+                       f", mean of {stored.frames} frame(s)"))

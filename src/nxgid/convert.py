@@ -1,0 +1,233 @@
+"""Image files → one NeXus file: the functional core of ``nxgid convert``.
+
+Everything is checked before anything is written (PONI, images, mask/dark/flat shapes,
+sample file, output path and mode), then frames stream through the converter block by
+block — constant memory however long the series — and each block is appended to the
+output by :class:`nxgid.nexus.writer.NexusWriter`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from nxgid.conversion.corrections import Corrections
+from nxgid.errors import NxgidError
+from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS, RESULT_NAMES
+
+#: Progress callback: (frames done, frames in total).
+Progress = Callable[[int, int], None]
+
+
+def result_name(text: str) -> str:
+    """A result name, also accepting pygid's short forms (``gid_q`` → ``img_gid_q``)."""
+    name = text.strip()
+    if name in RESULT_NAMES:
+        return name
+    if f"img_{name}" in MAP_RESULTS:
+        return f"img_{name}"
+    raise NxgidError(f"result {text!r}: expected one of {', '.join(RESULT_NAMES)} "
+                     "(img_ may be left out)")
+
+
+def parse_corrections(text: str) -> Corrections:
+    """``solid_angle,polarization=0.99,lorentz=gid,…`` → :class:`Corrections`.
+
+    Items: ``none``; ``solid_angle``; ``polarization[=P]`` (P default 0.99);
+    ``polarization_offset=DEG``; ``air=L_m[:OFFSET_m]``; ``sensor=L_m[:THICKNESS_m]``;
+    ``film=THICKNESS_m:L_m``; ``lorentz=gid|powder``; ``refraction=ALPHA_C_DEG``.
+    Corrections not listed are off.
+    """
+    values: dict = {"solid_angle": False, "polarization_factor": None}
+    for item in (part.strip() for part in text.split(",")):
+        if not item or item == "none":
+            continue
+        key, _, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        try:
+            numbers = [float(v) for v in value.split(":")] if value and key != "lorentz" \
+                else []
+        except ValueError:
+            raise NxgidError(f"--corrections {item!r}: {value!r} is not a number") from None
+        if key == "solid_angle" and not value:
+            values["solid_angle"] = True
+        elif key == "polarization":
+            values["polarization_factor"] = numbers[0] if numbers else 0.99
+        elif key == "polarization_offset" and len(numbers) == 1:
+            values["polarization_offset_deg"] = numbers[0]
+        elif key == "air" and len(numbers) in (1, 2):
+            values.update(air_absorption=True, air_attenuation_length_m=numbers[0])
+            if len(numbers) == 2:
+                values["air_path_offset_m"] = numbers[1]
+        elif key == "sensor" and len(numbers) in (1, 2):
+            values.update(sensor_efficiency=True, sensor_attenuation_length_m=numbers[0])
+            if len(numbers) == 2:
+                values["sensor_thickness_m"] = numbers[1]
+        elif key == "film" and len(numbers) == 2:
+            values.update(film_absorption=True, film_thickness_m=numbers[0],
+                          film_attenuation_length_m=numbers[1])
+        elif key == "lorentz" and value in ("gid", "powder"):
+            values["lorentz"] = value
+        elif key == "refraction" and len(numbers) == 1:
+            values.update(refraction=True, critical_angle_deg=numbers[0])
+        else:
+            raise NxgidError(
+                f"--corrections {item!r}: expected none, solid_angle, polarization[=P], "
+                "polarization_offset=DEG, air=L_m[:OFFSET_m], sensor=L_m[:THICKNESS_m], "
+                "film=THICKNESS_m:L_m, lorentz=gid|powder or refraction=ALPHA_C_DEG")
+    return Corrections(**values)
+
+
+@dataclass
+class ConvertJob:
+    """One ``nxgid convert`` run. Paths are as given; units in the names."""
+
+    inputs: Sequence[str]
+    output: Path
+    poni: Path
+    targets: Sequence  # result names or nxgid.conversion.TargetSpec
+    #: One angle for all frames, or one per selected frame; None for transmission.
+    incidence_deg: Sequence[float] | None = None
+    transmission: bool = False
+    tilt_deg: float = 0.0
+    sample_orientation: int = 1
+    dataset: str | None = None
+    frames: str | None = None
+    mask: Path | None = None
+    dark: Path | None = None
+    flat: Path | None = None
+    use_detector_mask: bool = True
+    corrections: Corrections = field(default_factory=Corrections)
+    q_unit: str = "A^-1"
+    method: str = "integrate"
+    pixel_splitting: bool = False
+    errors: bool = True
+    mode: str = "create"
+    compression: str = "bitshuffle-lz4"
+    metadata_file: Path | None = None
+    title: str | None = None
+    source_type: str = "Synchrotron X-ray Source"
+    source_name: str | None = None
+    instrument_name: str = "unknown"
+    block_frames: int = 16
+    cache_dir: Path | None = None
+
+
+@dataclass
+class ConvertSummary:
+    output: Path
+    frames: int
+    files: int
+    entries: dict[str, str]
+    seconds: float
+    bytes_written: int
+
+
+def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSummary:
+    """Convert the job's images into its output file; see the module docstring."""
+    import numpy as np
+
+    from nxgid.conversion import Converter, TargetSpec
+    from nxgid.geometry import DetectorGeometry, SampleGeometry
+    from nxgid.images import open_series, read_image
+    from nxgid.nexus.writer import (
+        EntryMetadata,
+        FrameBlock,
+        InstrumentInfo,
+        NexusWriter,
+        pixel_mask_bits,
+    )
+
+    start = time.perf_counter()
+    # --- check everything first: nothing is written if any input is wrong ----------
+    geometry = DetectorGeometry.from_poni(job.poni)
+    series = open_series(job.inputs, dataset=job.dataset, frames=job.frames)
+    if series.shape != geometry.shape:
+        raise NxgidError(f"{series.files[0]}: frames of shape {series.shape}, but the "
+                         f"detector in {job.poni} has shape {geometry.shape}")
+    n = len(series)
+    angles: list[float] | None = None
+    if job.transmission:
+        if job.incidence_deg:
+            raise NxgidError("give --incidence or --transmission, not both")
+        sample = SampleGeometry.transmission()
+    else:
+        if not job.incidence_deg:
+            raise NxgidError("grazing incidence needs --incidence DEG (or --transmission)")
+        angles = [float(a) for a in job.incidence_deg]
+        if len(angles) not in (1, n):
+            raise NxgidError(f"--incidence: {len(angles)} angles for {n} frames; expected "
+                             "one, or one per frame")
+        sample = SampleGeometry.grazing(angles[0], job.tilt_deg, job.sample_orientation)
+    images = {role: read_image(path) for role, path in
+              (("mask", job.mask), ("dark", job.dark), ("flat", job.flat)) if path}
+    for role, image in images.items():
+        if image.shape != geometry.shape:
+            raise NxgidError(f"{getattr(job, role)}: {role} of shape {image.shape}; the "
+                             f"detector has {geometry.shape}")
+    user_mask = images.get("mask")
+    if user_mask is not None and user_mask.dtype != bool:
+        user_mask = user_mask != 0 if not np.issubdtype(user_mask.dtype, np.integer) \
+            else user_mask.astype(np.int32)
+    sample_info = experiment_info = None
+    if job.metadata_file is not None:
+        from nxgid.nexus.metadata import load_metadata_yaml
+
+        sample_info, experiment_info = load_metadata_yaml(job.metadata_file)
+    specs = [t if isinstance(t, TargetSpec) else TargetSpec(result_name(t))
+             for t in job.targets]
+    for spec in specs:
+        kind = (MAP_RESULTS.get(spec.name) or PROFILE_RESULTS.get(spec.name))[0]
+        if kind != sample.mode:
+            raise NxgidError(f"{spec.name} is a {kind} result: "
+                             + ("drop --transmission" if kind == "gid" else
+                                "use --transmission"))
+    converter = Converter(
+        geometry, sample, specs, q_unit=job.q_unit, corrections=job.corrections,
+        mask=user_mask, use_detector_mask=job.use_detector_mask,
+        dark=images.get("dark"), flat=images.get("flat"),
+        incidence_angles_deg=sorted(set(angles)) if angles else None, errors=job.errors,
+        pixel_splitting=job.pixel_splitting, method=job.method, cache_dir=job.cache_dir)
+    metadata = EntryMetadata(
+        InstrumentInfo(geometry,
+                       pixel_mask_bits(geometry.detector_mask if job.use_detector_mask
+                                       else None, user_mask, geometry.shape),
+                       source_type=job.source_type, source_name=job.source_name,
+                       name=job.instrument_name),
+        title=job.title, sample=sample_info, experiment=experiment_info,
+        inputs={role: str(path) for role, path in
+                (("poni", job.poni), ("mask", job.mask), ("dark", job.dark),
+                 ("flat", job.flat), ("metadata", job.metadata_file)) if path})
+    # --- convert and write -----------------------------------------------------------
+    mtimes: dict[Path, datetime] = {}
+
+    def acquired(path: Path) -> datetime:
+        if path not in mtimes:
+            mtimes[path] = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+        return mtimes[path]
+
+    frame_angles = None if angles is None else \
+        (angles * n if len(angles) == 1 else angles)
+    origins = series.origins
+    done = 0
+    with NexusWriter(job.output, metadata, mode=job.mode,  # type: ignore[arg-type]
+                     compression=job.compression) as writer:
+        blocks = (stack for stack, _ in series.iter_blocks(job.block_frames))
+        for results in converter.convert_blocks(blocks, block_frames=job.block_frames,
+                                                incidence_deg=frame_angles,
+                                                reuse_outputs=True):
+            count = next(iter(results.values())).frames
+            block = origins[done:done + count]
+            writer.write(results, FrameBlock(
+                files=[str(o.path) for o in block], numbers=[o.index for o in block],
+                times=[acquired(o.path) for o in block]))
+            done += count
+            if progress is not None:
+                progress(done, n)
+        entries = dict(writer.entries_written)
+    return ConvertSummary(output=job.output, frames=done, files=len(series.files),
+                          entries=entries, seconds=time.perf_counter() - start,
+                          bytes_written=job.output.stat().st_size)
