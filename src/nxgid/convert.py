@@ -81,6 +81,20 @@ def parse_corrections(text: str) -> Corrections:
     return Corrections(**values)
 
 
+def mask_from_image(image):
+    """True where masked: any non-zero pixel of a mask image (for an NXdetector
+    ``pixel_mask``, any of the low 16 bits, as NeXus defines). The result goes to the
+    user-mask bit of the output's ``pixel_mask``."""
+    import numpy as np
+
+    image = np.asarray(image)
+    if image.dtype == bool:
+        return image
+    if np.issubdtype(image.dtype, np.integer):
+        return (image.astype(np.int64) & 0xFFFF) != 0
+    return np.nan_to_num(image, nan=1.0) != 0
+
+
 @dataclass
 class ConvertJob:
     """One ``nxgid convert`` run. Paths are as given; units in the names."""
@@ -128,7 +142,6 @@ class ConvertSummary:
 
 def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSummary:
     """Convert the job's images into its output file; see the module docstring."""
-    import numpy as np
 
     from nxgid.conversion import Converter, TargetSpec
     from nxgid.geometry import DetectorGeometry, SampleGeometry
@@ -169,9 +182,8 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
             raise NxgidError(f"{getattr(job, role)}: {role} of shape {image.shape}; the "
                              f"detector has {geometry.shape}")
     user_mask = images.get("mask")
-    if user_mask is not None and user_mask.dtype != bool:
-        user_mask = user_mask != 0 if not np.issubdtype(user_mask.dtype, np.integer) \
-            else user_mask.astype(np.int32)
+    if user_mask is not None:
+        user_mask = mask_from_image(user_mask)
     sample_info = experiment_info = None
     if job.metadata_file is not None:
         from nxgid.nexus.metadata import load_metadata_yaml

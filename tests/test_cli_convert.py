@@ -1,0 +1,194 @@
+"""``nxgid convert``, ``show`` and ``plot`` from the command line."""
+
+from __future__ import annotations
+
+import fabio
+import h5py
+import hdf5plugin
+import numpy as np
+import pytest
+
+from nxgid.conversion import Converter, TargetSpec
+from nxgid.conversion.corrections import Corrections
+from nxgid.geometry import DetectorGeometry, SampleGeometry
+from nxgid.nexus.reader import NexusFile
+from nxgid.plot import frame_mean
+from nxgid.simulate import Pattern, Ring, Spot, simulate_stack
+
+#: A spot at a known place in reciprocal space, to find again in the converted file.
+SPOT_QXY, SPOT_QZ = 1.2, 0.5
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    """A PONI file, 5 simulated frames as a multi-frame EDF file, the same frames as a
+    bitshuffle-compressed HDF5 stack, and a mask."""
+    folder = tmp_path_factory.mktemp("series")
+    geometry = DetectorGeometry.from_parameters(
+        detector="Pilatus100k", distance_m=0.12, wavelength_A=1.0,
+        beam_center_px=(15.0, 240.0))
+    poni = folder / "det.poni"
+    geometry.save_poni(poni)
+    pattern = Pattern(rings=(Ring(d_spacing_A=4.5, intensity=30, width_A=0.02),),
+                      spots=(Spot(SPOT_QXY, SPOT_QZ, 800, 0.02),), background=4.0)
+    frames = simulate_stack(geometry, SampleGeometry.grazing(0.15), pattern, frames=5,
+                            seed=4).astype(np.int32)
+    edf = fabio.edfimage.EdfImage(data=frames[0])
+    for frame in frames[1:]:
+        edf.append_frame(data=frame)
+    edf.write(str(folder / "series.edf"))
+    with h5py.File(folder / "stack.h5", "w") as f:
+        f.create_dataset("entry/data/data", data=frames,
+                         **hdf5plugin.Bitshuffle(cname="lz4"))
+    mask = np.zeros(geometry.shape, dtype=np.uint8)
+    mask[:, :20] = 1
+    np.save(folder / "mask.npy", mask)
+    return folder, geometry, frames
+
+
+def _args(folder, *extra):
+    return ["convert", str(folder / "series.edf"), "--poni", str(folder / "det.poni"),
+            "--incidence", "0.15", "--to", "gid_q,rad_cut_gid", "--bins", "q_xy=150",
+            "--bins", "q_z=100", "--range", "q_xy=0:2", "--range", "q_z=0:1.5", *extra]
+
+
+def test_convert_a_multiframe_edf_series_matches_the_engine(series, tmp_path, nxgid):
+    folder, geometry, frames = series
+    out = tmp_path / "film.nxs"
+    result = nxgid(_args(folder, "-o", str(out)))
+    assert result.exit_code == 0, result.output
+    assert "5 frame(s) from 1 file(s)" in result.stdout
+    assert "converting" not in result.output  # no progress bar off a terminal
+    nexus = NexusFile(out)
+    assert nexus.entry_names() == ["img_gid_q", "rad_cut_gid"]
+    stored = nexus.load("img_gid_q")
+    engine = Converter(geometry, SampleGeometry.grazing(0.15),
+                       [TargetSpec("img_gid_q", ranges={"q_xy": (0, 2), "q_z": (0, 1.5)},
+                                   bins={"q_xy": 150, "q_z": 100})],
+                       corrections=Corrections()).convert(frames)["img_gid_q"]
+    np.testing.assert_array_equal(stored.intensity, engine.intensity)
+    assert list(stored.frame_values["frame_num"]) == [0, 1, 2, 3, 4]
+    assert all(name.endswith("series.edf") for name in stored.frame_values["filename"])
+    # the simulated spot is where physics put it
+    mean = frame_mean(stored.intensity)
+    row, col = np.unravel_index(np.nanargmax(mean), mean.shape)
+    q_xy, q_z = stored.axes[0].centres[col], stored.axes[1].centres[row]
+    assert abs(q_xy - SPOT_QXY) < 2 * stored.axes[0].step
+    assert abs(q_z - SPOT_QZ) < 2 * stored.axes[1].step
+
+
+def test_append_frames_ranges_and_hdf5_input(series, tmp_path, nxgid):
+    folder, _, _ = series
+    out = tmp_path / "film.nxs"
+    assert nxgid(_args(folder, "-o", str(out))).exit_code == 0
+    second = ["convert", str(folder / "stack.h5"), "--poni", str(folder / "det.poni"),
+              "--incidence", "0.15", "--to", "gid_q,rad_cut_gid", "--bins", "q_xy=150",
+              "--bins", "q_z=100", "--range", "q_xy=0:2", "--range", "q_z=0:1.5",
+              "--frames", "1:3", "-o", str(out), "--append"]
+    result = nxgid(second)
+    assert result.exit_code == 0, result.output
+    stored = NexusFile(out).load("img_gid_q")
+    assert stored.frames == 7
+    assert list(stored.frame_values["frame_num"]) == [0, 1, 2, 3, 4, 1, 2]
+    # the same raw frames give the same converted frames, whatever the file format
+    np.testing.assert_array_equal(stored.intensity[5:], stored.intensity[1:3])
+
+
+def test_existing_output_is_refused_and_left_alone(series, tmp_path, nxgid):
+    folder, _, _ = series
+    out = tmp_path / "film.nxs"
+    assert nxgid(_args(folder, "-o", str(out))).exit_code == 0
+    before = out.read_bytes()
+    result = nxgid(_args(folder, "-o", str(out)))
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "--overwrite" in result.stderr and "Traceback" not in result.output
+    assert out.read_bytes() == before
+    result = nxgid(_args(folder, "-o", str(out), "--overwrite", "--frames", "0"))
+    assert result.exit_code == 0, result.output
+    assert NexusFile(out).result("img_gid_q").frames == 1
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (["--poni", "missing.poni"], "missing.poni does not exist"),
+    (["--frames", "7:9"], "frames"),
+    (["--bins", "q_xy=many"], "not a whole number"),
+    (["--to", "gid_qq"], "result 'gid_qq'"),
+    (["--corrections", "polarisation"], "--corrections 'polarisation'"),
+    (["--mask", "nothere.npy"], "nothere.npy"),
+    (["--incidence", "0.1,0.2"], "2 angles for 5 frames"),
+    (["--transmission"], "give --incidence or --transmission"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(series, tmp_path, nxgid, change, message):
+    folder, _, _ = series
+    out = tmp_path / "film.nxs"
+    args = _args(folder, "-o", str(out))
+    if change[0] == "--poni":
+        args[args.index("--poni") + 1] = str(tmp_path / change[1])
+    elif change[0] == "--mask":
+        args += ["--mask", str(tmp_path / change[1])]
+    else:
+        args += change
+    result = nxgid(args)
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert line.startswith("error: ") and "\n" not in line and message in line, line
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mask_sample_file_show_and_plot(series, tmp_path, nxgid):
+    folder, _, _ = series
+    sample_yaml = tmp_path / "film.yaml"
+    sample_yaml.write_text(
+        "sample:\n  name: pentacene film\n  layers:\n"
+        "    - {material: pentacene, chemical_formula: C22H14, thickness: 50 nm}\n"
+        "    - {material: Si, thickness: 0.5 mm}\n"
+        "experiment:\n  facility: ESRF\n  beamline: ID10\n  proposal: SC-1\n")
+    out = tmp_path / "film.nxs"
+    result = nxgid(_args(folder, "-o", str(out), "--mask", str(folder / "mask.npy"),
+                         "--sample", str(sample_yaml), "--title", "pentacene test"))
+    assert result.exit_code == 0, result.output
+    nexus = NexusFile(out)
+    assert [layer.thickness_nm for layer in nexus.sample().layers] == [50, 5e5]
+    with h5py.File(out) as f:
+        mask = f["img_gid_q/instrument/detector/pixel_mask"][()]
+        assert np.all(mask[:, :20] & 256)  # user bit
+        assert f["img_gid_q/title"][()].decode() == "pentacene test"
+    shown = nxgid(["show", str(out)])
+    assert shown.exit_code == 0
+    for text in ("img_gid_q", "rad_cut_gid", "5 frame(s)", "pentacene film",
+                 "layer 1: pentacene (C22H14) 50 nm", "proposal SC-1", "bitshuffle"):
+        assert text in shown.stdout, text
+    tree = nxgid(["show", str(out), "--tree"])
+    assert "pixel_mask int32[195, 487]" in tree.stdout
+    png = tmp_path / "map.png"
+    plotted = nxgid(["plot", str(out), "--entry", "img_gid_q", "--frame", "-1", "-o",
+                     str(png)])
+    assert plotted.exit_code == 0, plotted.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = nxgid(["plot", str(out), "-o", str(png)])
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    profile = nxgid(["plot", str(out), "--entry", "rad_cut_gid", "-o",
+                     str(tmp_path / "profile.svg"), "--linear"])
+    assert profile.exit_code == 0, profile.output
+    assert "<svg" in (tmp_path / "profile.svg").read_text()[:500]
+
+
+def test_transmission_and_globs(series, tmp_path, nxgid):
+    folder, _, frames = series
+    for index, frame in enumerate(frames[:3]):
+        fabio.edfimage.EdfImage(data=frame).write(str(tmp_path / f"img_{index + 1}.edf"))
+    out = tmp_path / "powder.nxs"
+    result = nxgid(["convert", str(tmp_path / "img_*.edf"), "--poni",
+                    str(folder / "det.poni"), "--transmission", "--to", "q,rad_cut",
+                    "--q-unit", "nm^-1", "--no-errors", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    nexus = NexusFile(out)
+    assert nexus.entry_names() == ["img_q", "rad_cut"]
+    stored = nexus.load("rad_cut")
+    assert stored.errors is None and stored.frames == 3
+    assert stored.axes[0].unit == "nm^-1"
+    with h5py.File(out) as f:
+        assert "angle_of_incidence" not in f["img_q/instrument"]
+        assert f["rad_cut/data/q_pol"].attrs["units"] == "1/nm"
