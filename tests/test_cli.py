@@ -187,6 +187,18 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
             assert link.filename == f"{ref.scan}/f1.h5"  # relative, never absolute
     # the reciprocal-space step found every simulated spot where it belongs
     assert "spots found within half a bin of the truth: 10 of 10" in result.stdout
+    # its simulated frames went through the convert path into valid reduced files
+    from nxgid.nexus.reader import NexusFile
+
+    s001 = ScanRef("pentacene-SiO2", "as-grown", "s001")
+    reduced = NexusFile(exp.reduced_file(s001, "f2"))
+    assert {"img_gid_q", "img_gid_pol", "rad_cut_gid"} <= set(reduced.results())
+    stored = reduced.load("img_gid_q")
+    assert list(stored.frame_values["incidence_angle_deg"]) == [0.08, 0.12, 0.16, 0.20]
+    assert stored.frame_values["filename"][0] == str(exp.raw_stack(s001, "f2"))
+    assert [layer.material for layer in reduced.sample().layers] == \
+        ["pentacene", "silicon oxide", "silicon"]
+    assert result.stdout.count("valid NXgid (nexusformat, pynxtools, silx)") == 3
     previews = sorted((tmp_path / "demo" / "previews").glob("*.png"))
     assert {p.stem for p in previews} >= {"img_gid_q", "img_gid_pol", "vert_cut_gid"}
     assert (exp.calibrations_dir / "demo-geometry.poni").is_file()

@@ -3,6 +3,9 @@
 The package reads like a map, each layer importing only the ones before it::
 
     errors, settings      foundation: one-line user errors, typed site/experiment settings
+    geometry, conversion  detector/sample geometry (pyFAI); frames → maps and profiles
+    images, nexus         image series in; the NeXus format (writer, reader, metadata) out
+    convert, plot         images → NeXus file (``nxgid convert``); pictures of results
     experiment            the experiment tree and every path-naming rule
     workflow              the workflow database, task queue and experiment log
     demo                  a complete example beamtime built from the layers above

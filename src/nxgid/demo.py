@@ -7,12 +7,14 @@ writes the user's. It goes through the same library functions as the commands do
 2. the experiment, created with ``experiment new``;
 3. two samples with labels, as ``sample new`` makes them;
 4. scans in those labels, registered in the workflow database by ``db sync``;
-5. reciprocal-space conversion of simulated frames of a textured thin film (see
-   :mod:`nxgid.demo_conversion`), checked against the truth, with PNG previews.
+5. simulated detector stacks of a textured thin film in three scan entries (one an
+   incidence-angle scan), converted as ``nxgid convert`` does into NeXus files
+   ``<scan>/fN_reduced.nxs`` with the sample's layers, read back and checked against
+   the truth, validated, with PNG previews (see :mod:`nxgid.demo_conversion`).
 
 The scan files written here hold the scan structure (entries ``f1…fN`` whose data are
 relative external links to ``<scan>/fN.h5``, the sample and its scan variable); the
-configuration, calibration and synthetic detector frames arrive with later issues.
+configuration, calibration and beamline import arrive with later issues.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nxgid.demo_conversion import ConversionReport, run_conversion
+from nxgid.demo_conversion import (
+    INCIDENCE_DEG,
+    INCIDENCE_SCAN_DEG,
+    ConversionReport,
+    run_conversion,
+)
 from nxgid.errors import ExistsError
 from nxgid.experiment.layout import Experiment, ScanRef
 from nxgid.experiment.logbook import attach, detach, scan_extra
@@ -160,7 +167,12 @@ def build_demo(directory: Path, *, overwrite: bool = False,
             status = scan_status(database)
         timings["database"] = time.perf_counter() - start
         say("reciprocal-space conversion")
-        conversion = run_conversion(directory, experiment.calibrations_dir, site.settings)
+        as_grown = "pentacene-SiO2", "as-grown"
+        conversion = run_conversion(directory, experiment, site.settings, scans=[
+            (ScanRef(*as_grown, "s001"), "f1", (INCIDENCE_DEG,)),
+            (ScanRef(*as_grown, "s001"), "f2", INCIDENCE_SCAN_DEG),
+            (ScanRef(*as_grown, "s002"), "f1", (INCIDENCE_DEG,)),
+        ])
         timings["conversion"] = time.perf_counter() - start
         found = sum(check.ok for check in conversion.spots)
         log.info("converted simulated frames to %s; %d of %d spots within half a bin",

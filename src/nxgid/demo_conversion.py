@@ -2,10 +2,14 @@
 
 A pentacene-like film on a Pilatus 2M: powder rings plus fibre-textured Bragg spots at
 known (q_xy, q_z), seen at a grazing incidence angle with Poisson noise, the horizon and
-the detector gaps. The frames are converted to q_xy/q_z, polar and exit-angle maps and
-to profiles, with solid-angle and polarization corrections, and every spot's position
-in the map is compared with the truth. Maps are cached on disk, and a second converter
-shows the cache at work.
+the detector gaps. The simulated frames are written as raw detector stacks
+(``<scan>/fN.h5``, bitshuffle-compressed like an Eiger's) and converted exactly as
+``nxgid convert`` does, into ``<scan>/fN_reduced.nxs`` with the sample's layers from
+``<sample>/sample.yaml``: q_xy/q_z, polar and exit-angle maps and profiles, with
+solid-angle and polarization corrections. One scan is an incidence-angle scan (one angle
+per frame). Every spot is then found again in the map read back from the file and
+compared with the truth. Maps are cached on disk, so the next scan at the same angle
+skips building them.
 """
 
 from __future__ import annotations
@@ -17,9 +21,48 @@ from pathlib import Path
 import numpy as np
 
 from nxgid.geometry import DetectorGeometry, SampleGeometry
+from nxgid.plot import frame_mean
 
 INCIDENCE_DEG = 0.15
 FRAMES = 4
+#: The incidence-angle scan of the demo (one angle per frame), degrees.
+INCIDENCE_SCAN_DEG = (0.08, 0.12, 0.16, 0.20)
+
+SAMPLE_YAML = """\
+# The sample of the nxgid demo: layers from the top (the film) down to the substrate.
+sample:
+  name: pentacene-SiO2
+  description: pentacene thin film evaporated on thermally oxidised silicon
+  layers:
+    - material: pentacene
+      chemical_formula: C22H14
+      thickness: 50 nm
+      density: 1.33 g/cm3
+      roughness: 2.5 nm
+    - material: silicon oxide
+      chemical_formula: SiO2
+      thickness: 100 nm
+      density: 2.2 g/cm3
+      roughness: 0.3 nm
+    - material: silicon
+      chemical_formula: Si
+      thickness: 0.5 mm
+      density: 2.33 g/cm3
+  notes:
+    deposition_rate_nm_per_min: 0.5
+experiment:
+  facility: Demo Synchrotron
+  beamline: demo-gid
+  proposal: DEMO-2026-001
+  title: Pentacene thin-film structure, demo beamtime
+  users:
+    - name: Ada Beamline
+      role: PI
+      affiliation: Demo University
+    - name: Max Contact
+      role: local contact
+      affiliation: Demo Synchrotron
+"""
 
 
 @dataclass
@@ -44,6 +87,9 @@ class ConversionReport:
     spots: list[SpotCheck]
     timings_s: dict[str, float] = field(default_factory=dict)
     corrections: dict = field(default_factory=dict)
+    #: Reduced NeXus files written (and, when the validators are installed, checked).
+    files: list[Path] = field(default_factory=list)
+    validation: dict[str, list[str]] = field(default_factory=dict)
 
 
 def demo_geometry(wavelength_A: float, distance_mm: float, detector: str) -> DetectorGeometry:
@@ -65,67 +111,136 @@ def film_pattern():
         background=3.0)
 
 
-def run_conversion(directory: Path, calibrations: Path, settings) -> ConversionReport:
-    """Simulate, convert and check; write a PONI file and PNG previews."""
-    from nxgid.conversion import Converter, TargetSpec
-    from nxgid.conversion.corrections import Corrections
-    from nxgid.simulate import simulate_stack
+def demo_targets():
+    from nxgid.conversion import TargetSpec
 
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    cfg = settings.configuration
-    geometry = demo_geometry(cfg.wavelength_A, cfg.distance_mm, cfg.detector)
-    poni = calibrations / "demo-geometry.poni"
-    geometry.save_poni(poni)
-    geometry = DetectorGeometry.from_poni(poni)  # what a user does with a calibration
-    sample = SampleGeometry.grazing(INCIDENCE_DEG)
-    pattern = film_pattern()
-    frames = simulate_stack(geometry, sample, pattern, frames=FRAMES, seed=7,
-                            polarization_factor=cfg.polarization_factor)
-    timings["simulate"] = time.perf_counter() - start
-
-    corrections = Corrections(solid_angle=True, polarization_factor=cfg.polarization_factor)
-    specs = [
+    return [
         TargetSpec("img_gid_q", ranges={"q_xy": (-2.4, 2.4), "q_z": (-0.2, 2.6)},
                    bins={"q_xy": 800, "q_z": 467}),
         TargetSpec("img_gid_pol", ranges={"q_gid_pol": (0.2, 2.8), "ang_gid_pol": (0, 180)},
                    bins={"q_gid_pol": 520, "ang_gid_pol": 360}),
-        "img_gid_exit",
+        TargetSpec("img_gid_exit", ranges={"ang_gid_inplane": (-25, 25),
+                                           "ang_gid_exit": (-1, 45)},
+                   bins={"ang_gid_inplane": 500, "ang_gid_exit": 460}),
         TargetSpec("vert_cut_gid", ranges={"q_z": (0.0, 2.5)}, bins={"q_z": 250},
                    cut=(1.28, 1.38)),
         TargetSpec("rad_cut_gid", ranges={"q_gid_pol": (0.2, 2.8)}, bins={"q_gid_pol": 520},
                    cut=(5.0, 175.0)),
     ]
-    cache = directory / "cache"
-    tick = time.perf_counter()
-    converter = Converter(geometry, sample, specs, corrections=corrections, cache_dir=cache)
-    results = converter.convert(frames)
-    timings["first conversion (maps built)"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    again = Converter(geometry, sample, specs, corrections=corrections, cache_dir=cache)
-    again.convert(frames[:1])
-    timings["new converter from the disk cache"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    converter.convert(frames)
-    timings[f"warm conversion of {FRAMES} frames"] = time.perf_counter() - tick
 
+
+def write_raw_stack(path: Path, frames: np.ndarray) -> Path:
+    """A detector stack as an Eiger writes it: ``/entry/data/data``, bitshuffle-LZ4."""
+    import h5py
+    import hdf5plugin
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with h5py.File(partial, "w") as f:
+        f.attrs["NX_class"] = "NXroot"
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        data.attrs["signal"] = "data"
+        data.create_dataset("data", data=frames.astype(np.uint32),
+                            chunks=(1, *frames.shape[1:]),
+                            **hdf5plugin.Bitshuffle(cname="lz4"))
+    partial.replace(path)
+    return path
+
+
+def run_conversion(directory: Path, experiment, settings, scans) -> ConversionReport:
+    """Simulate raw stacks for *scans* ((ScanRef, entry, incidence angles) triples),
+    convert each into its reduced file as ``nxgid convert`` does, check the spots."""
+    from nxgid.conversion import Converter
+    from nxgid.conversion.corrections import Corrections
+    from nxgid.convert import ConvertJob, run_convert
+    from nxgid.nexus.reader import NexusFile
+    from nxgid.simulate import simulate_stack
+
+    timings: dict[str, float] = {}
+    cfg = settings.configuration
+    inst = settings.instrument
+    geometry = demo_geometry(cfg.wavelength_A, cfg.distance_mm, cfg.detector)
+    poni = experiment.calibrations_dir / "demo-geometry.poni"
+    geometry.save_poni(poni)
+    geometry = DetectorGeometry.from_poni(poni)  # what a user does with a calibration
+    pattern = film_pattern()
+    corrections = Corrections(solid_angle=True, polarization_factor=cfg.polarization_factor)
+    specs = demo_targets()
+    cache = directory / "cache"
+    files: list[Path] = []
+    for index, (ref, entry, angles) in enumerate(scans):
+        tick = time.perf_counter()
+        stack = np.concatenate([
+            simulate_stack(geometry, SampleGeometry.grazing(angle), pattern,
+                           frames=FRAMES if len(angles) == 1 else 1, seed=7 + index + i,
+                           polarization_factor=cfg.polarization_factor)
+            for i, angle in enumerate(angles)])
+        raw = write_raw_stack(experiment.raw_stack(ref, entry), stack)
+        timings[f"simulate {ref}/{entry}"] = time.perf_counter() - tick
+        metadata = experiment.sample_metadata_file(ref.sample)
+        if not metadata.exists():
+            metadata.write_text(SAMPLE_YAML.replace("pentacene-SiO2", ref.sample))
+        tick = time.perf_counter()
+        summary = run_convert(ConvertJob(
+            inputs=[str(raw)], output=experiment.reduced_file(ref, entry), poni=poni,
+            targets=specs, incidence_deg=list(angles), corrections=corrections,
+            metadata_file=metadata, title=f"{ref} {entry}", source_name=inst.source,
+            source_type=inst.source_type, instrument_name=inst.instrument,
+            cache_dir=cache))
+        what = "incidence scan" if len(angles) > 1 else f"{len(stack)} frames"
+        timings[f"convert {ref}/{entry} ({what})"] = time.perf_counter() - tick
+        files.append(summary.output)
+
+    first = NexusFile(files[0])
+    results = {e.result: first.load(e.name) for e in first.entries()}
     spots = check_spots(results["img_gid_q"], pattern)
     # the other ways to map the same frames, and a transmission (powder) measurement
+    raw_frames = _read_raw(experiment.raw_stack(scans[0][0], scans[0][1]))
+    sample = SampleGeometry.grazing(scans[0][2][0])
     tick = time.perf_counter()
     variants = {
         "img_gid_pol_split": Converter(geometry, sample, [specs[1]], corrections=corrections,
-                                       pixel_splitting=True).convert(frames)["img_gid_pol"],
+                                       pixel_splitting=True).convert(raw_frames)["img_gid_pol"],
         "img_gid_q_bilinear": Converter(geometry, sample, [specs[0]], corrections=corrections,
-                                        method="bilinear").convert(frames)["img_gid_q"],
+                                        method="bilinear").convert(raw_frames)["img_gid_q"],
     }
-    timings["pixel-split polar and bilinear q maps"] = time.perf_counter() - tick
+    timings["pixel-split polar and bilinear q maps (in memory)"] = time.perf_counter() - tick
     variants.update(transmission_results(geometry, corrections))
     previews = write_previews(directory / "previews", {**results, **variants})
     return ConversionReport(
         poni=poni, previews=previews,
         results={name: r.intensity.shape for name, r in {**results, **variants}.items()},
-        spots=spots,
-        timings_s=timings, corrections=corrections.describe())
+        spots=spots, timings_s=timings, corrections=corrections.describe(), files=files,
+        validation=validate_files(files))
+
+
+def _read_raw(path: Path) -> np.ndarray:
+    from nxgid.images import open_series
+
+    series = open_series([path])
+    return np.stack([frame for frame, _ in series.iter_frames()])
+
+
+def validate_files(files: list[Path]) -> dict[str, list[str]]:
+    """Problems found by the NeXus validators, per file (empty if valid); nothing when
+    the validators (a development extra) are not installed."""
+    try:
+        from nxgid.nexus.validate import validate
+    except ImportError:
+        return {}
+    from nxgid.errors import NxgidError
+
+    problems: dict[str, list[str]] = {}
+    for path in files:
+        try:
+            found = validate(path)
+        except NxgidError:  # a validator package is missing
+            return {}
+        problems[str(path)] = [f"{tool}: {p}" for tool, items in found.items() for p in items]
+    return problems
 
 
 def transmission_results(geometry: DetectorGeometry, corrections) -> dict:
@@ -141,15 +256,6 @@ def transmission_results(geometry: DetectorGeometry, corrections) -> dict:
     results = Converter(geometry, sample, ["img_q", "rad_cut"],
                         corrections=corrections).convert(frame)
     return {f"transmission_{name}": result for name, result in results.items()}
-
-
-def frame_mean(intensity: np.ndarray) -> np.ndarray:
-    """Mean over frames, NaN where no frame has a value (no warning for empty bins)."""
-    finite = np.isfinite(intensity)
-    total = np.where(finite, intensity, 0.0).sum(axis=0)
-    count = finite.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)
 
 
 def check_spots(result, pattern) -> list[SpotCheck]:
@@ -178,39 +284,6 @@ def check_spots(result, pattern) -> list[SpotCheck]:
 
 def write_previews(folder: Path, results) -> list[Path]:
     """One PNG per map (log scale, axes with units) and one per profile."""
-    import matplotlib
+    from nxgid.plot import plot_result
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, result in results.items():
-        fig, ax = plt.subplots(figsize=(7, 4.6), dpi=110)
-        label = [f"{a.name} ({'Å⁻¹' if a.is_q else '°'})" for a in result.axes]
-        data = frame_mean(result.intensity)
-        if result.is_map:
-            x, y = result.axes
-            positive = data[np.isfinite(data) & (data > 0)]
-            norm = LogNorm(vmin=max(np.percentile(positive, 1), 1e-3),
-                           vmax=np.percentile(positive, 99.9)) if positive.size else None
-            image = ax.imshow(data, origin="lower", aspect="auto", norm=norm, cmap="viridis",
-                              extent=(x.start, x.stop, y.start, y.stop))
-            fig.colorbar(image, ax=ax, label="intensity (corrected counts)")
-            ax.set_xlabel(label[0])
-            ax.set_ylabel(label[1])
-        else:
-            ax.plot(result.axes[0].centres, data)
-            ax.set_xlabel(label[0])
-            ax.set_ylabel("intensity (corrected counts)")
-            ax.set_yscale("log")
-        ax.set_title(f"{name} ({result.name}, {result.process.get('method')}"
-                     f"{', pixel splitting' if result.process.get('pixel_splitting') else ''})"
-                     f" — mean of {result.frames} frame(s)")
-        path = folder / f"{name}.png"
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
-    return written
+    return [plot_result(result, folder / f"{name}.png") for name, result in results.items()]

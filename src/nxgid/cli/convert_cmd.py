@@ -213,7 +213,13 @@ def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, s
 @click.option("--tree", is_flag=True, help="Print every group and dataset.")
 @click.option("--attributes", is_flag=True, help="With --tree: also the attributes.")
 def show(file: Path, tree: bool, attributes: bool) -> None:
-    """A readable summary of a NeXus FILE: entries, results, shapes, axes, metadata."""
+    """A readable summary of a NeXus FILE: entries, results, shapes, axes, metadata.
+
+    \b
+    Examples:
+        nxgid show scan7.nxs
+        nxgid show scan7.nxs --tree --attributes
+    """
     from nxgid.nexus.reader import NexusFile
     from nxgid.nexus.summary import summarise
 
@@ -236,7 +242,13 @@ def show(file: Path, tree: bool, attributes: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def plot(file: Path, entry: str | None, frame: int | None, log: bool, output: Path,
          overwrite: bool) -> None:
-    """Draw a map or profile of FILE with axis labels, units and a colour bar."""
+    """Draw a map or profile of FILE with axis labels, units and a colour bar.
+
+    \b
+    Examples:
+        nxgid plot scan7.nxs -o mean.png                   # default entry, all frames
+        nxgid plot scan7.nxs --entry rad_cut_gid --frame 3 --linear -o profile.svg
+    """
     from nxgid.nexus.reader import NexusFile
     from nxgid.plot import plot_result
 

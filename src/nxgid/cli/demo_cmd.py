@@ -53,6 +53,13 @@ def demo(directory: Path, overwrite: bool) -> None:
             out.print(f"    ({check.q_xy_A:+.3f}, {check.q_z_A:.3f}) Å⁻¹ → "
                       f"({check.found_q_xy_A:+.4f}, {check.found_q_z_A:.4f})"
                       f"{'' if check.ok else '   OUTSIDE half a bin'}")
+        out.print("  reduced NeXus files (open them with h5web, silx, NeXpy or `nxgid show`):")
+        for path in conv.files:
+            problems = conv.validation.get(str(path))
+            verdict = "" if problems is None else \
+                ("  valid NXgid (nexusformat, pynxtools, silx)" if not problems
+                 else f"  {len(problems)} validation problem(s): {problems[0]}")
+            out.print(f"    {path.relative_to(exp.root)}{verdict}")
         for step, seconds in conv.timings_s.items():
             out.print(f"  {step}: {seconds:.2f} s")
         out.print(f"  previews: {conv.previews[0].parent}/ ({len(conv.previews)} PNG files)")
@@ -63,3 +70,6 @@ def demo(directory: Path, overwrite: bool) -> None:
     out.print(f"\ndone in {elapsed:.1f} s. Explore it with:")
     out.print(f"  export NXGID_HOME={report.site_file.parent}")
     out.print(f"  cd {exp.root} && nxgid status && nxgid settings show && nxgid log")
+    if conv is not None and conv.files:
+        out.print(f"  nxgid show {conv.files[0]}")
+        out.print(f"  nxgid plot {conv.files[0]} --entry img_gid_q -o map.png")

@@ -41,6 +41,7 @@ LOG_FILE = "nxlogger.log"
 SCAN_SUFFIX = ".nxs"
 RAW_SUFFIX = ".h5"
 REDUCED_SUFFIX = "_reduced.nxs"
+SAMPLE_METADATA = "sample.yaml"
 CONFIGURATION_SUFFIX = ".nxs"
 
 #: Entries of a scan: ``f1``, ``f2``, … one per detector position or rotation scan.
@@ -194,6 +195,10 @@ class Experiment:
 
     def sample_dir(self, sample: str) -> Path:
         return self.root / check_sample_name(sample)
+
+    def sample_metadata_file(self, sample: str) -> Path:
+        """``<sample>/sample.yaml``: the sample's description and thin-film layers."""
+        return self.sample_dir(sample) / SAMPLE_METADATA
 
     def label_dir(self, sample: str, label: str) -> Path:
         return self.sample_dir(sample) / check_name(label, "label")

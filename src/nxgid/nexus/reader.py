@@ -29,6 +29,7 @@ from nxgid import nexus_names as nx
 from nxgid.conversion.grid import Axis
 from nxgid.conversion.result import Result
 from nxgid.errors import MissingError, NxgidError
+from nxgid.nexus.writer import committed_frames, scan_variables
 from nxgid.units import NEXUS_UNITS
 
 #: NeXus unit string → nxgid axis unit.
@@ -281,7 +282,7 @@ class StoredResult:
         with self.file._open() as root:
             entry = root[self.entry]
             data = entry[nx.DATA]
-            n = min(d.shape[0] for d in _frame_aligned(entry))  # whole frames only
+            n = committed_frames(entry)  # whole frames only
             if isinstance(selection, np.ndarray) and selection.size and \
                     selection.max() >= n:
                 raise NxgidError(f"{self.entry}: frame {int(selection.max())} does not "
@@ -304,8 +305,6 @@ class StoredResult:
             if nx.INCIDENCE_ANGLE in entry.get(nx.INSTRUMENT, {}):
                 frame_values["incidence_angle_deg"] = \
                     read(entry[nx.INSTRUMENT][nx.INCIDENCE_ANGLE])
-            from nxgid.nexus.writer import scan_variables
-
             for variable in scan_variables(data):
                 frame_values[variable] = read(data[variable])
             frame_values["frame_ind"] = read(data[nx.FRAME_AXIS])
@@ -343,12 +342,6 @@ def _selection(frames, n: int):
     return array
 
 
-def _frame_aligned(entry) -> list:
-    from nxgid.nexus.writer import frame_datasets
-
-    return frame_datasets(entry)
-
-
 def _axis(data, name: str) -> Axis:
     """Rebuild a regular axis from its bin centres."""
     centres = np.asarray(data[name][()], dtype=np.float64)
@@ -375,7 +368,5 @@ def _entry_info(root, name: str) -> EntryInfo | None:
     definition = _text(entry["definition"][()]) if "definition" in entry else ""
     title = _text(entry["title"][()]) if "title" in entry else ""
     shape = tuple(int(s) for s in data[signal].shape)
-    lengths = [d.shape[0] for d in _frame_aligned(entry)]
-    if lengths:
-        shape = (min(lengths), *shape[1:])
+    shape = (committed_frames(entry), *shape[1:])
     return EntryInfo(name, signal, shape, axes, definition, title)

@@ -6,6 +6,7 @@ import numpy as np
 
 from nxgid import nexus_names as nx
 from nxgid.nexus.reader import NexusFile, _text
+from nxgid.nexus.writer import _read_text
 
 
 def _range(values: np.ndarray, unit: str = "") -> str:
@@ -53,8 +54,8 @@ def summarise(nexus: NexusFile) -> str:
                 step = (values[-1] - values[0]) / max(len(values) - 1, 1)
                 lines.append(f"  {axis:<16} {_range(values, unit)} ({len(values)} bins of "
                              f"{step:.4g})")
-            lines.append(f"  time             {_text(entry['start_time'][()])} → "
-                         f"{_text(entry['end_time'][()])}")
+            lines.append(f"  time             {_read_text(entry['start_time']) or '?'} → "
+                         f"{_read_text(entry['end_time']) or '?'}")
             instrument = entry.get(nx.INSTRUMENT)
             if instrument is not None and nx.INCIDENCE_ANGLE in instrument:
                 lines.append("  incidence angle  "

@@ -53,6 +53,10 @@ COMPRESSIONS: tuple[str, ...] = ("bitshuffle-lz4", "bitshuffle-zstd", "gzip", "n
 
 #: Aim for chunks of about this many bytes (whole frames, at least one).
 CHUNK_BYTES = 1 << 20
+#: Per-frame text (raw file names) is fixed-length UTF-8, stored in the dataset itself:
+#: variable-length strings live in HDF5's global heap, which a killed writer can leave
+#: pointing at objects it never wrote.
+TEXT_BYTES = 1024
 
 
 @dataclass
@@ -193,11 +197,15 @@ class NexusWriter:
                 raise NxgidError(f"{self.path}: cannot be opened for appending: "
                                  f"{str(exc).splitlines()[0]}") from None
             self._file.attrs.setdefault("NX_class", "NXroot")
+            hold_metadata_until_flush(self._file)
             repair_lengths(self._file)
         else:
             self._temporary = self.path.with_name(
                 f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial")
-            self._file = h5py.File(self._temporary, "w")
+            # no free-space reuse: new data never lands where the file on disk still
+            # has live metadata, so a killed writer cannot corrupt committed frames
+            self._file = h5py.File(self._temporary, "w", fs_strategy="none")
+            hold_metadata_until_flush(self._file)
             self._write_root()
 
     # --- context manager ------------------------------------------------------------
@@ -240,16 +248,36 @@ class NexusWriter:
         frames = frames if frames is not None else FrameBlock.unknown(n)
         if len(frames) != n or len(frames.numbers) != n:
             raise NxgidError(f"{len(frames)} frame records for {n} converted frames")
-        targets = {name: self._entry_for(result) for name, result in results.items()}
-        previous = {entry.name: entry[nx.DATA][nx.FRAME_AXIS].shape[0]
-                    for entry in targets.values()}
+        existing = set(self._file)
+        default = self._file.attrs.get("default")
+        targets: dict = {}
+        previous: dict[str, int] = {}
         try:
+            for name, result in results.items():
+                targets[name] = self._entry_for(result)
+            previous = {entry.name: entry[nx.DATA][nx.FRAME_AXIS].shape[0]
+                        for entry in targets.values()}
             for name, result in results.items():
                 _append(targets[name], result, frames, self._compression)
             self._file.flush()
+            # commit: the frame axis grows last, once everything else is on disk, so a
+            # writer killed at any moment leaves frame_ind counting whole frames only
+            for entry in dict.fromkeys(targets.values()):
+                data = entry[nx.DATA]
+                start = data[nx.FRAME_AXIS].shape[0]
+                _grow(data[nx.FRAME_AXIS], np.arange(start, start + n, dtype=np.int64))
+            self._file.flush()
         except BaseException:
+            # back to the state before the block: earlier frames only, no new entries
             for entry in targets.values():
-                _truncate(entry, previous[entry.name])
+                if entry.name in previous and entry.name.lstrip("/") in existing:
+                    _truncate(entry, previous[entry.name])
+            for entry_name in set(self._file) - existing:
+                del self._file[entry_name]
+            if default is None:
+                self._file.attrs.pop("default", None)
+            else:
+                self._file.attrs["default"] = default
             self._file.flush()
             raise
         self.frames_written += n
@@ -338,13 +366,16 @@ def _growable(group, name: str, example: np.ndarray, compression: dict, *,
 
     item_shape = tuple(example.shape)
     if text:
-        dtype, itemsize = h5py.string_dtype(), 16
+        dtype, itemsize = h5py.string_dtype("utf-8", TEXT_BYTES), TEXT_BYTES
     else:
         dtype = np.dtype(dtype or example.dtype)
         itemsize = dtype.itemsize
     frame_bytes = max(1, int(np.prod(item_shape, dtype=np.int64)) * itemsize)
     per_chunk = int(min(4096, max(1, CHUNK_BYTES // frame_bytes)))
-    options = compression if item_shape and not text else {}
+    if text:  # mostly padding: gzip shrinks it to almost nothing
+        options = {"compression": "gzip", "compression_opts": 4}
+    else:
+        options = compression if item_shape else {}
     dataset = group.create_dataset(name, shape=(0, *item_shape),
                                    maxshape=(None, *item_shape),
                                    chunks=(per_chunk, *item_shape), dtype=dtype, **options)
@@ -361,7 +392,6 @@ def _axis_unit(axis) -> str:
 
 def _create_entry(root, name: str, result: Result, metadata: EntryMetadata, signature: str,
                   compression: dict):
-
     entry = _group(root, name, "NXentry")
     entry.attrs["default"] = nx.DATA
     _scalar(entry, "definition", nx.DEFINITION, version=nx.DEFINITION_VERSION)
@@ -528,14 +558,18 @@ def _grow(dataset, values) -> None:
 def _append(entry, result: Result, frames: FrameBlock, compression: dict) -> None:
     data = entry[nx.DATA]
     n = result.frames
-    start = data[nx.FRAME_AXIS].shape[0]
+    start = data[nx.FRAME_AXIS].shape[0]  # committed frames; the axis grows at commit
     _grow(data[result.name], result.intensity)
     errors_name = result.name + nx.ERRORS_SUFFIX
     if errors_name in data and result.errors is not None:
         _grow(data[errors_name], result.errors)
-    _grow(data[nx.FRAME_AXIS], np.arange(start, start + n, dtype=np.int64))
     _grow(data[nx.FRAME_MONITOR], result.frame_values.get("monitor", np.ones(n)))
-    _grow(data[nx.FRAME_FILE], [str(f) for f in frames.files])
+    names = [str(f).encode() for f in frames.files]
+    for name in names:
+        if len(name) > TEXT_BYTES:
+            raise NxgidError(f"raw file name longer than {TEXT_BYTES} bytes: "
+                             f"{name[:60].decode(errors='replace')}…")
+    _grow(data[nx.FRAME_FILE], np.array(names, dtype=data[nx.FRAME_FILE].dtype))
     _grow(data[nx.FRAME_NUMBER], np.asarray(frames.numbers, dtype=np.int64))
     incidence = entry.get(f"{nx.INSTRUMENT}/{nx.INCIDENCE_ANGLE}")
     if incidence is not None:
@@ -552,11 +586,37 @@ def _append(entry, result: Result, frames: FrameBlock, compression: dict) -> Non
         if name not in given:
             _grow(data[name], np.full(n, np.nan))
     times = [iso(t) for t in frames.times] if frames.times else [now_iso()]
-    if not entry["start_time"][()]:
+    if not _read_text(entry["start_time"]):
         entry["start_time"][()] = min(times)
-    previous_end = entry["end_time"][()]
-    previous_end = previous_end.decode() if isinstance(previous_end, bytes) else previous_end
+    previous_end = _read_text(entry["end_time"])
     entry["end_time"][()] = max([*times, previous_end]) if previous_end else max(times)
+
+
+def _read_text(dataset) -> str:
+    """A scalar string, or "" if it cannot be read (a variable-length string whose heap
+    object a killed writer never wrote: it is simply written again)."""
+    try:
+        value = dataset[()]
+    except OSError:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def hold_metadata_until_flush(handle) -> None:
+    """Keep modified HDF5 metadata in memory until the next flush.
+
+    By default HDF5 may write any piece of changed metadata (a chunk-index node, a
+    dataset's new extent) to disk whenever its cache wants room, so a writer killed
+    between two flushes can leave an index pointing at chunks not yet written ("filter
+    returned failure during read"). With evictions off, the file on disk only changes at
+    a flush, and a killed writer leaves the file as of its last completed block.
+    """
+    config = handle.id.get_mdc_config()
+    config.evictions_enabled = False
+    config.incr_mode = 0  # H5C_incr__off: required with evictions off
+    config.flash_incr_mode = 0  # H5C_flash_incr__off
+    config.decr_mode = 0  # H5C_decr__off
+    handle.id.set_mdc_config(config)
 
 
 def scan_variables(data) -> list[str]:
@@ -585,17 +645,29 @@ def _truncate(entry, frames: int) -> None:
 
 
 def repair_lengths(root) -> dict[str, int]:
-    """Cut the per-frame arrays of every nxgid entry to their common length (after a
+    """Cut the per-frame arrays of every nxgid entry to the committed frames (after a
     writer was killed mid-block); returns the entries repaired with their frame count."""
     repaired = {}
     for name, entry in root.items():
         if not _is_nxgid_entry(entry):
             continue
         lengths = {d.shape[0] for d in frame_datasets(entry)}
-        if len(lengths) > 1:
-            _truncate(entry, min(lengths))
-            repaired[name] = min(lengths)
+        committed = committed_frames(entry)
+        if lengths != {committed}:
+            _truncate(entry, committed)
+            repaired[name] = committed
     return repaired
+
+
+def committed_frames(entry) -> int:
+    """Frames completely written: the length of the frame axis (grown last, after a
+    flush of everything else), never more than any per-frame array holds."""
+    lengths = [d.shape[0] for d in frame_datasets(entry)]
+    data = entry.get(nx.DATA)
+    axis = data.get(nx.FRAME_AXIS) if data is not None else None
+    if axis is not None:
+        lengths.append(axis.shape[0])
+    return min(lengths) if lengths else 0
 
 
 def _is_nxgid_entry(entry) -> bool:
