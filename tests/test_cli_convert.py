@@ -192,3 +192,65 @@ def test_transmission_and_globs(series, tmp_path, nxgid):
     with h5py.File(out) as f:
         assert "angle_of_incidence" not in f["img_q/instrument"]
         assert f["rad_cut/data/q_pol"].attrs["units"] == "1/nm"
+
+
+def test_monitor_scan_variables_and_forced_progress_bar(series, tmp_path, nxgid):
+    folder, _, _ = series
+    out = tmp_path / "film.nxs"
+    plain = tmp_path / "plain.nxs"
+    assert nxgid(_args(folder, "-o", str(plain))).exit_code == 0
+    result = nxgid(_args(folder, "-o", str(out), "--monitor", "1,2,4,8,16",
+                         "--var", "temperature=300,310,320,330,340:K", "--var", "x=1.5:mm",
+                         "--progress"))
+    assert result.exit_code == 0, result.output
+    assert "converting" in result.stderr  # the bar, when asked for
+    stored = NexusFile(out).load("img_gid_q")
+    np.testing.assert_array_equal(stored.frame_values["monitor"], [1, 2, 4, 8, 16])
+    np.testing.assert_array_equal(stored.frame_values["temperature"],
+                                  [300, 310, 320, 330, 340])
+    np.testing.assert_array_equal(stored.frame_values["x"], [1.5] * 5)
+    with h5py.File(out) as f:
+        assert f["img_gid_q/data/temperature"].attrs["units"] == "K"
+    # normalisation: intensity per monitor count
+    reference = NexusFile(plain).load("img_gid_q").intensity
+    np.testing.assert_allclose(stored.intensity[4] * 16, reference[4], rtol=1e-5)
+    bad = nxgid(_args(folder, "-o", str(tmp_path / "bad.nxs"), "--var", "monitor=1:K"))
+    assert bad.exit_code == 2 and "taken by nxgid" in bad.stderr
+    bad = nxgid(_args(folder, "-o", str(tmp_path / "bad.nxs"), "--monitor", "1,2"))
+    assert bad.exit_code == 2 and "2 values for 5 frames" in bad.stderr
+
+
+def test_a_long_series_converts_in_constant_memory(tmp_path):
+    """The peak of Python-visible allocations (numpy arrays included) while converting
+    200 frames is no larger than for 40: memory does not grow with the series."""
+    import tracemalloc
+
+    from nxgid.convert import ConvertJob, run_convert
+
+    geometry = DetectorGeometry.from_parameters(
+        detector=None, pixel_size_m=(172e-6, 172e-6), shape=(200, 240), distance_m=0.1,
+        wavelength_A=1.0, beam_center_px=(10.0, 120.0))
+    poni = tmp_path / "det.poni"
+    geometry.save_poni(poni)
+    rng = np.random.default_rng(0)
+    with h5py.File(tmp_path / "long.h5", "w") as f:
+        data = f.create_dataset("entry/data/data", shape=(200, 200, 240), dtype=np.uint32,
+                                chunks=(1, 200, 240))
+        for i in range(200):
+            data[i] = rng.poisson(5.0, (200, 240))
+
+    def peak_mb(frames: str, name: str) -> float:
+        job = ConvertJob(inputs=[str(tmp_path / "long.h5")], output=tmp_path / name,
+                         poni=poni, targets=["img_gid_q"], incidence_deg=[0.2],
+                         block_frames=8, frames=frames, cache_dir=tmp_path / "cache")
+        tracemalloc.start()
+        summary = run_convert(job)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert summary.frames == len(range(200)[slice(*map(int, frames.split(":")))])
+        return peak / 1e6
+
+    peak_mb("0:8", "warm.nxs")  # compiles the kernels, fills the map cache
+    short, long = peak_mb("0:40", "short.nxs"), peak_mb("0:200", "long.nxs")
+    frame_mb = 200 * 240 * 4 / 1e6
+    assert long < short + 2 * frame_mb, (short, long)  # 160 more frames: ~0 more memory

@@ -370,3 +370,25 @@ def test_error_in_a_new_entry_of_an_existing_file_leaves_no_empty_entry(
     with h5py.File(path) as f:
         assert list(f) == ["img_gid_q", "rad_cut_gid"]  # no half-made img_gid_q_2
         assert f.attrs["default"] == "img_gid_q"
+
+
+def test_analysis_tables_grow_in_one_group(tmp_path, geometry, frames):
+    from nxgid.nexus.validate import validate
+
+    path = tmp_path / "film.nxs"
+    _write(path, geometry, frames[:3])
+    nexus = NexusFile(path)
+    peaks = np.dtype([("frame_ind", "i8"), ("q_xy", "f8"), ("q_z", "f8"), ("height", "f4")])
+    first = np.array([(0, 1.2, 0.5, 80.0), (0, 1.5, 0.3, 20.0)], dtype=peaks)
+    assert nexus.add_table("peaks", first) == 2
+    assert nexus.add_table("peaks", np.array([(2, 1.21, 0.5, 75.0)], dtype=peaks)) == 3
+    assert nexus.tables() == ["peaks"]
+    np.testing.assert_array_equal(nexus.table("peaks", frame=0), first)
+    assert nexus.table("peaks")["q_xy"][-1] == pytest.approx(1.21)
+    with pytest.raises(NxgidError, match="frame 3 does not exist"):
+        nexus.add_table("peaks", np.array([(3, 1.0, 0.1, 1.0)], dtype=peaks))
+    with pytest.raises(NxgidError, match="'frame_ind' field"):
+        nexus.add_table("fits", np.zeros(2, dtype=[("q", "f8")]))
+    with h5py.File(path) as f:  # one table, not one group per frame
+        assert list(f["img_gid_q/analysis"]) == ["peaks"]
+    assert validate(path) == {key: [] for key in validate(path)}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nxgid.conversion.corrections import Corrections
 from nxgid.errors import NxgidError
+from nxgid.nexus.writer import check_variable_name
 from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS, RESULT_NAMES
 
 #: Progress callback: (frames done, frames in total).
@@ -128,6 +129,22 @@ class ConvertJob:
     instrument_name: str = "unknown"
     block_frames: int = 16
     cache_dir: Path | None = None
+    #: Per-frame normalisation monitor: one value for all frames or one per frame.
+    monitor: Sequence[float] | None = None
+    #: Scan variables: name → (one value or one per frame, unit), e.g. temperature in K.
+    variables: dict[str, tuple[Sequence[float], str]] = field(default_factory=dict)
+
+
+def _per_frame(values, n: int, what: str) -> list[float] | None:
+    if values is None:
+        return None
+    values = [float(v) for v in values]
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise NxgidError(f"{what}: {len(values)} values for {n} frames; expected one, or "
+                         "one per frame")
+    return values
 
 
 @dataclass
@@ -189,6 +206,9 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
         from nxgid.nexus.metadata import load_metadata_yaml
 
         sample_info, experiment_info = load_metadata_yaml(job.metadata_file)
+    monitors = _per_frame(job.monitor, n, "--monitor")
+    variables = {check_variable_name(name): (_per_frame(values, n, f"--var {name}"), unit)
+                 for name, (values, unit) in job.variables.items()}
     specs = [t if isinstance(t, TargetSpec) else TargetSpec(result_name(t))
              for t in job.targets]
     for spec in specs:
@@ -230,12 +250,15 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
         blocks = (stack for stack, _ in series.iter_blocks(job.block_frames))
         for results in converter.convert_blocks(blocks, block_frames=job.block_frames,
                                                 incidence_deg=frame_angles,
-                                                reuse_outputs=True):
+                                                monitor=monitors, reuse_outputs=True):
             count = next(iter(results.values())).frames
             block = origins[done:done + count]
+            rows = slice(done, done + count)
             writer.write(results, FrameBlock(
                 files=[str(o.path) for o in block], numbers=[o.index for o in block],
-                times=[acquired(o.path) for o in block]))
+                times=[acquired(o.path) for o in block],
+                variables={name: (values[rows], unit)
+                           for name, (values, unit) in variables.items()}))
             done += count
             if progress is not None:
                 progress(done, n)

@@ -57,6 +57,26 @@ def _angles(text: str | None) -> list[float] | None:
                          "0.1,0.15,0.2 (one per frame)") from None
 
 
+def _numbers(text: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise NxgidError(f"{what} {text!r}: expected numbers separated by commas") from None
+
+
+def _variable(text: str) -> tuple[str, tuple[list[float], str]]:
+    """``temperature=300,310:K`` → ("temperature", ([300, 310], "K"))."""
+    from nxgid.experiment.naming import check_name
+
+    name, sep, rest = text.partition("=")
+    if not sep:
+        raise NxgidError(f"--var {text!r}: expected NAME=VALUE[,VALUE…][:UNIT], e.g. "
+                         "temperature=300:K")
+    check_name(name.strip(), "scan variable")
+    values, _, unit = rest.partition(":")
+    return name.strip(), (_numbers(values, f"--var {name}"), unit.strip())
+
+
 def _specs(to: str, ranges, bins, steps, cuts):
     from nxgid.conversion import TargetSpec
     from nxgid.conversion.grid import axis_names
@@ -132,6 +152,12 @@ def _site_instrument() -> dict:
 @click.option("--dataset", metavar="PATH", help="Dataset in HDF5 inputs [default: found].")
 @click.option("--frames", metavar="RANGE",
               help="Frames of the series, e.g. 0:100, -10:, 0,5,7:9 (0-based).")
+@click.option("--monitor", metavar="V[,V…]",
+              help="Normalisation monitor: one value or one per frame (intensities are "
+                   "divided by it).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=V[,V…][:UNIT]",
+              help="A scan variable recorded per frame, e.g. temperature=300,310,320:K; "
+                   "repeatable.")
 @click.option("--sample", "metadata_file", type=click.Path(path_type=Path),
               help="YAML file with the sample (layers) and/or experiment metadata.")
 @click.option("--title", help="Entry title.")
@@ -151,8 +177,9 @@ def _site_instrument() -> dict:
               help="Progress bar [default: when stderr is a terminal].")
 def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, steps, cuts,
             q_unit, mask, no_detector_mask, dark, flat, corrections, method, split_pixels,
-            no_errors, dataset, frames, metadata_file, title, source_name, instrument_name,
-            output, append, overwrite, compression, block_frames, progress) -> None:
+            no_errors, dataset, frames, monitor, variables, metadata_file, title, source_name,
+            instrument_name, output, append, overwrite, compression, block_frames,
+            progress) -> None:
     """Convert IMAGES (files or globs; any fabio format, HDF5/NeXus stacks, Eiger master
     files) to reciprocal space, into one NeXus file.
 
@@ -186,7 +213,9 @@ def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, s
         source_type=site.get("source_type", "Synchrotron X-ray Source"),
         source_name=source_name or site.get("source_name"),
         instrument_name=instrument_name or site.get("instrument_name", "unknown"),
-        block_frames=block_frames)
+        block_frames=block_frames,
+        monitor=_numbers(monitor, "--monitor") if monitor else None,
+        variables=dict(_variable(text) for text in variables))
     show_bar = sys.stderr.isatty() if progress is None else progress
     out = console()
     if show_bar:

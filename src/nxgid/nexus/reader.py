@@ -207,6 +207,64 @@ class NexusFile:
                 values["name"] = (_text(group["name"][()]), "")
         return values
 
+    # --- analysis tables -------------------------------------------------------------
+
+    def tables(self, entry: str | None = None) -> list[str]:
+        """Names of the tables in an entry's ``analysis`` group (peak lists, fits, …)."""
+        name = self._resolve(entry)
+        with self._open() as root:
+            group = root[name].get(nx.ANALYSIS)
+            return [] if group is None else [k for k, v in group.items()
+                                             if hasattr(v, "dtype") and v.dtype.names]
+
+    def add_table(self, table: str, rows: np.ndarray, entry: str | None = None) -> int:
+        """Append *rows* (a structured array with a ``frame_ind`` field, the frame each
+        row belongs to) to the analysis table *table*, created on first use; returns the
+        table's length. One growing table per kind, however many frames: readers select
+        a frame's rows by ``frame_ind``."""
+        from nxgid.experiment.naming import check_name
+
+        check_name(table, "analysis table")
+        rows = np.asarray(rows)
+        if rows.dtype.names is None or nx.FRAME_AXIS not in rows.dtype.names:
+            raise NxgidError(f"analysis table {table}: expected a structured array with a "
+                             f"{nx.FRAME_AXIS!r} field")
+        name = self._resolve(entry)
+        with self._open("r+") as root:
+            frames = root[name][nx.DATA][nx.FRAME_AXIS].shape[0]
+            wrong = rows[nx.FRAME_AXIS][(rows[nx.FRAME_AXIS] < 0) |
+                                        (rows[nx.FRAME_AXIS] >= frames)]
+            if wrong.size:
+                raise NxgidError(f"analysis table {table}: frame {int(wrong[0])} does not "
+                                 f"exist in {name} ({frames} frames)")
+            group = root[name].require_group(nx.ANALYSIS)
+            group.attrs["NX_class"] = "NXcollection"
+            if table not in group:
+                dataset = group.create_dataset(table, shape=(0,), maxshape=(None,),
+                                               dtype=rows.dtype, chunks=(1024,),
+                                               compression="gzip", compression_opts=4)
+            else:
+                dataset = group[table]
+                if dataset.dtype != rows.dtype:
+                    raise NxgidError(f"analysis table {table}: columns {rows.dtype.names} "
+                                     f"differ from the stored {dataset.dtype.names}")
+            start = dataset.shape[0]
+            dataset.resize(start + rows.shape[0], axis=0)
+            dataset[start:] = rows
+            root.flush()
+            return int(dataset.shape[0])
+
+    def table(self, table: str, entry: str | None = None, frame: int | None = None
+              ) -> np.ndarray:
+        """An analysis table, or only the rows of one frame."""
+        name = self._resolve(entry)
+        with self._open() as root:
+            dataset = root[name].get(f"{nx.ANALYSIS}/{table}")
+            if dataset is None:
+                raise MissingError(f"{self.path}: {name} has no analysis table {table!r}")
+            rows = dataset[()]
+        return rows if frame is None else rows[rows[nx.FRAME_AXIS] == frame]
+
     # --- printing -----------------------------------------------------------------
 
     def tree(self, *, attributes: bool = False) -> str:

@@ -576,6 +576,7 @@ def _append(entry, result: Result, frames: FrameBlock, compression: dict) -> Non
         _grow(incidence, result.frame_values.get("incidence_angle_deg", np.full(n, np.nan)))
     given = dict(frames.variables)
     for name, (values, unit) in given.items():
+        check_variable_name(name)
         if name not in data:
             variable = _growable(data, name, np.zeros(()), compression,
                                  units=unit or None, long_name=f"scan variable {name}")
@@ -617,6 +618,19 @@ def hold_metadata_until_flush(handle) -> None:
     config.flash_incr_mode = 0  # H5C_flash_incr__off
     config.decr_mode = 0  # H5C_decr__off
     handle.id.set_mdc_config(config)
+
+
+RESERVED_NAMES = frozenset({nx.FRAME_AXIS, nx.FRAME_MONITOR, nx.FRAME_FILE, nx.FRAME_NUMBER,
+                            nx.FRAME_INCIDENCE_LINK, *nx.RESULT_NAMES, *nx.AXIS_DESCRIPTIONS,
+                            *(r + nx.ERRORS_SUFFIX for r in nx.RESULT_NAMES)})
+
+
+def check_variable_name(name: str) -> str:
+    """A scan variable may not take the name of anything else in ``data``."""
+    if name in RESERVED_NAMES:
+        raise NxgidError(f"scan variable {name!r}: the name is taken by nxgid's own data; "
+                         "choose another, e.g. sample_" + name)
+    return name
 
 
 def scan_variables(data) -> list[str]:
