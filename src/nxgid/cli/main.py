@@ -29,6 +29,12 @@ COMMANDS = {
     "convert": "nxgid.cli.convert_cmd:convert",
     "show": "nxgid.cli.convert_cmd:show",
     "plot": "nxgid.cli.convert_cmd:plot",
+    "config": "nxgid.cli.config_cmd:config",
+    "calibrate": "nxgid.cli.config_cmd:calibrate",
+    "mask": "nxgid.cli.config_cmd:mask",
+    "scan": "nxgid.cli.scan_cmd:scan",
+    "stack": "nxgid.cli.scan_cmd:stack",
+    "sum": "nxgid.cli.scan_cmd:sum_command",
 }
 
 

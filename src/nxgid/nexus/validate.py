@@ -41,7 +41,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nxgid import nexus_names as nx
@@ -319,8 +319,11 @@ def _nexus_def_path(folder: Path) -> Iterator[None]:
             os.environ["NEXUS_DEF_PATH"] = old_env
 
 
-def validate_with_pynxtools(path: str | os.PathLike) -> list[str]:
-    """Problems pynxtools finds in every NXgid entry of *path* (empty: valid).
+def validate_with_pynxtools(path: str | os.PathLike, *, definition: str = nx.DEFINITION,
+                            entries: Sequence[str] | None = None) -> list[str]:
+    """Problems pynxtools finds in every NXgid entry of *path* (empty: valid); or in
+    the given *entries* against another *definition* (e.g. a scan file's ``f1…fN``
+    against NXsas). Relative external links are resolved from the file's folder.
 
     pynxtools logs each problem as a warning or error on its ``pynxtools`` logger; they
     are collected (and not printed) and returned, each naming the HDF5 path. Known false
@@ -339,17 +342,17 @@ def validate_with_pynxtools(path: str | os.PathLike) -> list[str]:
     else:
         bundled = Path(nxdl_utils.__file__).resolve().parents[2]  # pynxtools' own
     folder = _pynxtools_definitions(bundled)
-    entries = nxgid_entries(path)
+    entries = list(entries) if entries is not None else nxgid_entries(path)
     if not entries:
         return _no_entry(path)
     problems: list[str] = []
-    with _nexus_def_path(folder), _open(path) as root:
+    with _nexus_def_path(folder), _open(path) as root, contextlib.chdir(path.parent):
         from pynxtools.dataconverter.validation import validate_hdf_group_against
 
         for entry in entries:
             with _captured("pynxtools", logging.WARNING) as log:
                 try:
-                    valid = validate_hdf_group_against(nx.DEFINITION, root[entry],
+                    valid = validate_hdf_group_against(definition, root[entry],
                                                        str(path))
                 except Exception as exc:  # a pynxtools failure is a finding, too
                     problems.append(f"/{entry}: pynxtools failed: "

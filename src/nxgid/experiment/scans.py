@@ -1,0 +1,279 @@
+"""Scans made from a configuration: ``<sample>/<label>/<sample>_<scan>.nxs``.
+
+A scan file is a copy of its configuration whose entries ``f1…fN`` link (relative HDF5
+external links, valid before the data exist) to the raw stacks ``<scan>/fN.h5``. The
+calibration is copied in, so a scan file is self-contained, together with the
+configuration's name and a hash of its geometry and mask: ``scan_info`` then tells
+whether the configuration has been recalibrated since (stale), and ``refresh_scan``
+brings the scan up to date and records when. ``sum_scans`` adds scans frame by frame
+into a new scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nxgid.errors import ExistsError, MissingError, NxgidError
+from nxgid.experiment.configuration import (
+    _group,
+    _scalar,
+    position_entries,
+    rewrite,
+    sync_positions,
+)
+from nxgid.experiment.layout import Experiment, ScanRef
+
+#: Where a scan file records its configuration and the geometry hash it was made with.
+CONFIGURATION_FIELD = "configuration"
+GEOMETRY_HASH_FIELD = "configuration_geometry_sha256"
+SUMMED_FROM_FIELD = "summed_from"
+
+
+def geometry_hash(root) -> str:
+    """SHA-256 of what a calibration or mask changes: the detector geometry fields,
+    the wavelength and the pixel mask of ``/entry``."""
+    digest = hashlib.sha256()
+    detector = root["entry/instrument/detector"]
+    for name in ("distance", "pyfai/poni1", "pyfai/poni2", "pyfai/rot1", "pyfai/rot2",
+                 "pyfai/rot3", "x_pixel_size", "y_pixel_size", "pyfai/orientation"):
+        digest.update(f"{name}={float(detector[name][()]):.12g};".encode())
+    wavelength = float(root["entry/instrument/monochromator/wavelength"][()])
+    digest.update(f"wavelength={wavelength:.12g};".encode())
+    if "pixel_mask" in detector:
+        digest.update(np.ascontiguousarray(detector["pixel_mask"][()]).tobytes())
+    return digest.hexdigest()
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def new_scan(experiment: Experiment, ref: ScanRef, configuration: str, *,
+             variables: Mapping[str, tuple[float, str]] | None = None,
+             overwrite: bool = False, summed_from: Sequence[str] = ()) -> Path:
+    """Create the scan directory and file from a configuration (see module docstring)."""
+    import h5py
+
+    config = experiment.configuration_file(configuration)
+    if not config.is_file():
+        raise MissingError(f"configuration {configuration} does not exist ({config}); "
+                           "create it with `nxgid config new`")
+    if not experiment.label_dir(ref.sample, ref.label).is_dir():
+        raise MissingError(f"{ref.sample}/{ref.label} does not exist: create it with "
+                           f"`nxgid sample new {ref.sample} {ref.label}`")
+    path = experiment.scan_file(ref)
+    if path.exists() and not overwrite:
+        raise ExistsError(f"scan {ref} exists ({path}): use --overwrite to make it again")
+    experiment.scan_dir(ref).mkdir(parents=True, exist_ok=True)
+    with h5py.File(config, "r") as source, rewrite(path, new=True) as root:
+        for key, value in source.attrs.items():
+            root.attrs[key] = value
+        for name in source:
+            source.copy(source[name], root, name=name)
+        entry = root["entry"]
+        _scalar(entry, "title", f"{ref}")
+        _scalar(entry, CONFIGURATION_FIELD, configuration)
+        _scalar(entry, GEOMETRY_HASH_FIELD, geometry_hash(source))
+        if summed_from:
+            _scalar(entry, SUMMED_FROM_FIELD, list(summed_from))
+        for name in position_entries(root):
+            link = h5py.ExternalLink(experiment.raw_link(ref, name), "/entry/data/data")
+            for group in (f"{name}/data", f"{name}/instrument/detector"):
+                if "data" in root[group]:
+                    del root[group]["data"]
+                root[group]["data"] = link
+            _scalar(root[name], "title", f"{ref} {name}")
+            sample = _group(root[name], "sample", "NXsample")
+            _scalar(sample, "name", ref.sample)
+            for variable, (value, unit) in (variables or {}).items():
+                _scalar(sample, variable, float(value), unit or None)
+    return path
+
+
+@dataclass
+class EntryStatus:
+    name: str
+    link: str
+    #: "present", "missing" or "wrong shape (…)"
+    state: str
+    frames: int = 0
+
+
+@dataclass
+class ScanInfo:
+    ref: ScanRef
+    path: Path
+    configuration: str
+    stale: bool | None  # None: the configuration no longer exists
+    entries: list[EntryStatus] = field(default_factory=list)
+    summed_from: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+def scan_info(experiment: Experiment, ref: ScanRef) -> ScanInfo:
+    """Link status of every entry and whether the calibration is stale."""
+    import h5py
+    import hdf5plugin  # noqa: F401
+
+    path = experiment.scan_file(ref)
+    if not path.is_file():
+        raise MissingError(f"scan {ref} does not exist ({path})")
+    with h5py.File(path, "r") as root:
+        entry = root["entry"]
+        configuration = _text(entry[CONFIGURATION_FIELD][()]) \
+            if CONFIGURATION_FIELD in entry else ""
+        recorded = _text(entry[GEOMETRY_HASH_FIELD][()]) \
+            if GEOMETRY_HASH_FIELD in entry else ""
+        shape = entry["instrument/detector/pixel_mask"].shape \
+            if "pixel_mask" in entry["instrument/detector"] else None
+        summed = [_text(s) for s in entry[SUMMED_FROM_FIELD][()]] \
+            if SUMMED_FROM_FIELD in entry else []
+        statuses = []
+        variables: dict[str, str] = {}
+        entries = position_entries(root)
+        if entries and "sample" in root[entries[0]]:
+            for key, item in root[entries[0]]["sample"].items():
+                if key != "name" and hasattr(item, "shape") and item.shape == ():
+                    unit = _text(item.attrs.get("units", ""))
+                    variables[key] = f"{item[()]:g} {unit}".strip()
+        for name in entries:
+            link = root[name]["data"].get("data", getlink=True)
+            target = path.parent / link.filename
+            if not target.exists():
+                statuses.append(EntryStatus(name, link.filename, "missing"))
+                continue
+            try:
+                data = root[name]["data/data"]
+                frames_shape = data.shape
+            except (KeyError, OSError) as exc:
+                statuses.append(EntryStatus(name, link.filename,
+                                            f"unreadable ({str(exc).splitlines()[0]})"))
+                continue
+            good = shape is None or tuple(frames_shape[-2:]) == tuple(shape)
+            frames = frames_shape[0] if len(frames_shape) == 3 else 1
+            statuses.append(EntryStatus(
+                name, link.filename, "present" if good else
+                f"wrong shape {tuple(frames_shape[-2:])}, detector {tuple(shape)}", frames))
+    config = experiment.configuration_file(configuration) if configuration else None
+    stale: bool | None = None
+    if config is not None and config.is_file():
+        with h5py.File(config, "r") as source:
+            stale = geometry_hash(source) != recorded
+    return ScanInfo(ref, path, configuration, stale, statuses, summed, variables)
+
+
+def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
+    """Bring the scan's calibration, geometry and mask up to date with its
+    configuration; returns False if it already was. Records the time."""
+    import h5py
+
+    from nxgid.nexus.writer import now_iso
+
+    info = scan_info(experiment, ref)
+    if info.stale is None:
+        raise MissingError(f"scan {ref}: its configuration {info.configuration!r} no "
+                           "longer exists")
+    if not info.stale:
+        return False
+    config = experiment.configuration_file(info.configuration)
+    with h5py.File(config, "r") as source, rewrite(info.path) as root:
+        instrument = root["entry/instrument"]
+        for name in ("detector", "monochromator", "calibration"):
+            if name in instrument:
+                del instrument[name]
+            if name in source["entry/instrument"]:
+                source.copy(source["entry/instrument"][name], instrument, name=name)
+        sync_positions(root)
+        for name in position_entries(root):  # the links stay the scan's
+            link = root[name]["data"].get("data", getlink=True)
+            detector = root[name]["instrument/detector"]
+            if "data" in detector:
+                del detector["data"]
+            detector["data"] = h5py.ExternalLink(link.filename, link.path)
+        _scalar(root["entry"], GEOMETRY_HASH_FIELD, geometry_hash(source))
+        _scalar(root["entry"], "refreshed", now_iso())
+    return True
+
+
+def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[str],
+              into: str, *, overwrite: bool = False,
+              progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """Add scans entry by entry, frame by frame, into the new scan *into*.
+
+    The scans must share configuration, entries, frame counts and frame shapes (the
+    error says which differs). Integer frames are summed in 64 bits, so nothing
+    overflows; per-frame monitors (``/entry/data/monitor`` in the stacks) are summed too.
+    """
+    import h5py
+    import hdf5plugin
+
+    if len(scans) < 2:
+        raise NxgidError("sum: give at least two scans to add")
+    refs = [ScanRef(sample, label, s) for s in scans]
+    target = ScanRef(sample, label, into)
+    if into in scans:
+        raise NxgidError(f"sum: the result {into} cannot be one of the summed scans")
+    if experiment.scan_file(target).exists() and not overwrite:
+        raise ExistsError(f"scan {target} exists: use --overwrite to replace it")
+    infos = [scan_info(experiment, ref) for ref in refs]
+    first = infos[0]
+    for info in infos[1:]:
+        if info.configuration != first.configuration:
+            raise NxgidError(f"sum: {info.ref} uses configuration {info.configuration}, "
+                             f"{first.ref} uses {first.configuration}")
+        names = [e.name for e in info.entries]
+        if names != [e.name for e in first.entries]:
+            raise NxgidError(f"sum: {info.ref} has entries {', '.join(names)}, {first.ref} "
+                             f"has {', '.join(e.name for e in first.entries)}")
+    for index, entry in enumerate(first.entries):
+        for info in infos:
+            status = info.entries[index]
+            if status.state != "present":
+                raise NxgidError(f"sum: {info.ref} {status.name} is {status.state}")
+            if status.frames != entry.frames:
+                raise NxgidError(f"sum: {info.ref} {status.name} has {status.frames} "
+                                 f"frames, {first.ref} has {entry.frames}")
+    new_scan(experiment, target, first.configuration, overwrite=overwrite,
+             summed_from=[str(r) for r in refs])
+    for entry in first.entries:
+        sources = [h5py.File(experiment.raw_stack(ref, entry.name), "r") for ref in refs]
+        try:
+            datasets = [s["entry/data/data"] for s in sources]
+            shapes = {d.shape for d in datasets}
+            if len(shapes) != 1:
+                raise NxgidError(f"sum: {entry.name} stacks have shapes {sorted(shapes)}")
+            kind = datasets[0].dtype
+            dtype = np.uint64 if kind.kind == "u" else np.int64 if kind.kind == "i" \
+                else np.float64
+            output = experiment.raw_stack(target, entry.name)
+            partial = output.with_name(f".{output.name}.partial")
+            with h5py.File(partial, "w") as out:
+                out.attrs["NX_class"] = "NXroot"
+                out.attrs["default"] = "entry"
+                group = _group(out, "entry", "NXentry")
+                group.attrs["default"] = "data"
+                data = _group(group, "data", "NXdata")
+                data.attrs["signal"] = "data"
+                stack = data.create_dataset("data", shape=datasets[0].shape, dtype=dtype,
+                                            chunks=(1, *datasets[0].shape[1:]),
+                                            **hdf5plugin.Bitshuffle(cname="lz4"))
+                for i in range(datasets[0].shape[0]):
+                    stack[i] = sum(d[i].astype(dtype) for d in datasets)
+                    if progress is not None:
+                        progress(entry.name, i + 1, datasets[0].shape[0])
+                monitors = [s["entry/data/monitor"][()] for s in sources
+                            if "monitor" in s["entry/data"]]
+                if len(monitors) == len(sources):
+                    data.create_dataset("monitor", data=np.sum(monitors, axis=0))
+                _scalar(group, SUMMED_FROM_FIELD,
+                        [str(experiment.raw_stack(r, entry.name)) for r in refs])
+            partial.replace(output)
+        finally:
+            for source in sources:
+                source.close()
+    return experiment.scan_file(target)
