@@ -184,4 +184,15 @@ class DetectorGeometry:
         return self._cache["solid_angle"]
 
     def save_poni(self, path: str | Path) -> None:
-        self.pyfai.save(str(path))
+        """Write a PONI file (pyFAI's ``save`` appends to an existing file: written to a
+        fresh temporary file, then renamed over *path*)."""
+        import os
+
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.unlink(missing_ok=True)
+        try:
+            self.pyfai.save(str(partial))
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)

@@ -319,6 +319,22 @@ def _nexus_def_path(folder: Path) -> Iterator[None]:
             os.environ["NEXUS_DEF_PATH"] = old_env
 
 
+@contextlib.contextmanager
+def _in_folder(folder: Path) -> Iterator[None]:
+    """Work in *folder* for a while: pynxtools resolves relative external links from the
+    working directory. Survives a working directory that no longer exists."""
+    try:
+        previous: str | None = os.getcwd()
+    except FileNotFoundError:
+        previous = None
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            os.chdir(previous)
+
+
 def validate_with_pynxtools(path: str | os.PathLike, *, definition: str = nx.DEFINITION,
                             entries: Sequence[str] | None = None) -> list[str]:
     """Problems pynxtools finds in every NXgid entry of *path* (empty: valid); or in
@@ -346,7 +362,8 @@ def validate_with_pynxtools(path: str | os.PathLike, *, definition: str = nx.DEF
     if not entries:
         return _no_entry(path)
     problems: list[str] = []
-    with _nexus_def_path(folder), _open(path) as root, contextlib.chdir(path.parent):
+    links = contextlib.nullcontext() if definition == nx.DEFINITION else _in_folder(path.parent)
+    with _nexus_def_path(folder), _open(path) as root, links:
         from pynxtools.dataconverter.validation import validate_hdf_group_against
 
         for entry in entries:

@@ -1,0 +1,144 @@
+"""The functional core of ``nxgid calibrate`` and ``nxgid mask``: read the configuration,
+call :mod:`nxgid.calibration` or :mod:`nxgid.masks`, store the result atomically, draw
+the pictures; return the lines the command prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nxgid.errors import ExistsError, NxgidError
+
+
+def _calibrated(path: Path) -> bool:
+    import h5py
+
+    with h5py.File(path, "r") as root:
+        return "calibration" in root["entry/instrument"]
+
+
+def calibration_image(path: Path) -> np.ndarray | None:
+    """The powder image stored with the configuration's calibration, if any."""
+    import h5py
+
+    with h5py.File(path, "r") as root:
+        item = root.get("entry/instrument/calibration/image")
+        return None if item is None else item[()]
+
+
+def run_calibration(experiment, path: Path, *, image: Path | None = None,
+                    calibrant: str | None = None, guess_poni: Path | None = None,
+                    distance_mm: float | None = None, beam_center: str | None = None,
+                    refine_wavelength: bool = False, import_poni: Path | None = None,
+                    export_poni: Path | None = None, overwrite: bool = False) -> list[str]:
+    from nxgid import calibration as cal
+    from nxgid.experiment.configuration import (
+        configuration_geometry,
+        configuration_mask,
+        set_geometry,
+    )
+    from nxgid.geometry import DetectorGeometry
+
+    name = path.stem
+    if image is None and import_poni is None and export_poni is None:
+        raise NxgidError("calibrate: give --image FILE --calibrant NAME, --import-poni FILE "
+                         "or --export-poni FILE")
+    if image is not None and import_poni is not None:
+        raise NxgidError("calibrate: give --image or --import-poni, not both")
+    current = configuration_geometry(path)
+    lines: list[str] = []
+    if (image is not None or import_poni is not None) and _calibrated(path) \
+            and not overwrite:
+        raise ExistsError(f"configuration {name} is already calibrated: use --overwrite to "
+                          "calibrate it again")
+    if export_poni is not None and Path(export_poni).exists() and not overwrite:
+        raise ExistsError(f"{export_poni} exists: use --overwrite to replace it")
+    geometry = current
+    if import_poni is not None:
+        result = cal.import_poni(import_poni)
+        if result.geometry.shape != current.shape:
+            raise NxgidError(f"{import_poni}: detector of shape {result.geometry.shape}; the "
+                             f"configuration's has {current.shape}")
+        set_geometry(path, result.geometry, calibration=result, image=None)
+        geometry = result.geometry
+        lines.append(f"configuration {name}: calibration imported from {import_poni}")
+    elif image is not None:
+        from nxgid.images import read_image
+
+        if not calibrant:
+            raise NxgidError("calibrate --image needs --calibrant NAME (e.g. LaB6) or a "
+                             "d-spacing file")
+        powder = read_image(image)
+        if powder.shape != current.shape:
+            raise NxgidError(f"{image}: image of shape {powder.shape}; the detector has "
+                             f"{current.shape}")
+        guess = DetectorGeometry.from_poni(guess_poni) if guess_poni else current
+        if distance_mm is not None or beam_center is not None:
+            poni = guess.poni_m
+            if beam_center is not None:
+                try:
+                    row, col = (float(v) for v in beam_center.split(","))
+                except ValueError:
+                    raise NxgidError(f"--beam-center {beam_center!r}: expected ROW,COL in "
+                                     "pixels") from None
+                poni = (row * guess.pixel_size_m[0], col * guess.pixel_size_m[1])
+            guess = DetectorGeometry.from_parameters(
+                detector=guess.detector, wavelength_A=guess.wavelength_A,
+                distance_m=(distance_mm / 1000 if distance_mm is not None
+                            else guess.distance_m),
+                poni1_m=poni[0], poni2_m=poni[1])
+        user_mask = (configuration_mask(path) & 0xFFFF) != 0
+        result = cal.calibrate_powder(powder, guess, calibrant, mask=user_mask,
+                                      refine_wavelength=refine_wavelength)
+        set_geometry(path, result.geometry, calibration=result, image=powder)
+        geometry = result.geometry
+        pictures = cal.write_calibration_pictures(result, powder, experiment.calibrations_dir,
+                                                  name, mask=user_mask)
+        poni1, poni2 = geometry.poni_m
+        lines += [
+            f"configuration {name}: calibrated with {result.calibrant} from {image}",
+            f"  distance {geometry.distance_m * 1e3:.3f} mm, PONI ({poni1 * 1e3:.3f}, "
+            f"{poni2 * 1e3:.3f}) mm, rotations "
+            + ", ".join(f"{r:.5f}" for r in geometry.rotations_rad) + " rad"
+            + (f", wavelength {geometry.wavelength_A:.5f} Å" if refine_wavelength else ""),
+            f"  RMS residual {result.rms_2theta_deg:.4f}° in 2θ from {result.points_used} "
+            f"points on {result.rings_used} rings",
+            "  pictures: " + ", ".join(str(p) for p in pictures),
+        ]
+    if export_poni is not None:
+        cal.export_poni(geometry, export_poni, overwrite=overwrite)
+        lines.append(f"wrote {export_poni}")
+    return lines
+
+
+def run_mask(experiment, path: Path, *, rects=(), circles=(), polygons=(), imports=(),
+             below: float | None = None, replace: bool = False, clear: bool = False
+             ) -> list[str]:
+    from nxgid import masks
+    from nxgid.experiment.configuration import (
+        configuration_geometry,
+        configuration_mask,
+        set_mask,
+    )
+
+    geometry = configuration_geometry(path)
+    shapes = [*(masks.parse_rect(t) for t in rects), *(masks.parse_circle(t) for t in circles),
+              *(masks.parse_polygon(t) for t in polygons)]
+    imported = [masks.import_mask(p, geometry.shape) for p in imports]
+    image = calibration_image(path)
+    if not (shapes or imported or below is not None or replace or clear):
+        bits = configuration_mask(path)
+    else:
+        bits = masks.edit_mask(configuration_mask(path), gaps=geometry.detector_mask,
+                               shapes=shapes, imported=imported, below=below, image=image,
+                               replace=replace, clear=clear)
+        set_mask(path, bits)
+    preview = masks.write_mask_preview(
+        bits, image, experiment.calibrations_dir / f"{path.stem}_mask.png",
+        title=f"configuration {path.stem}")
+    summary = masks.mask_summary(bits)
+    return [f"configuration {path.stem}: {summary['masked']} masked pixels "
+            f"({summary['percent']:.2f} %): {summary['gaps']} in gaps, {summary['user']} "
+            "masked by the user",
+            f"  preview: {preview}"]
