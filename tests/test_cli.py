@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from nxgid.experiment import ScanRef, create_sample
@@ -171,8 +172,11 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert result.exit_code == 0, result.output
     assert not user_site.exists()
     exp = Experiment.open(tmp_path / "demo" / "analysis" / EXPERIMENT)
+    from nxgid.demo_setup import SUMMED
+
     expected = {ScanRef(s, lab, sc) for s, labels in PLAN.items()
                 for lab, scans in labels.items() for sc in scans}
+    expected.add(ScanRef("pentacene-SiO2", "as-grown", SUMMED))
     assert set(exp.scans()) == expected
     assert len(PLAN) == 2
     site = tmp_path / "demo" / "site" / "settings.ini"
@@ -198,10 +202,24 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert stored.frame_values["filename"][0] == str(exp.raw_stack(s001, "f2"))
     assert [layer.material for layer in reduced.sample().layers] == \
         ["pentacene", "silicon oxide", "silicon"]
-    assert result.stdout.count("valid NXgid (nexusformat, pynxtools, silx)") == 3
+    assert result.stdout.count("valid NXgid (nexusformat, pynxtools, silx)") == 4
     previews = sorted((tmp_path / "demo" / "previews").glob("*.png"))
     assert {p.stem for p in previews} >= {"img_gid_q", "img_gid_pol", "vert_cut_gid"}
-    assert (exp.calibrations_dir / "demo-geometry.poni").is_file()
+    # calibrated headless from the synthetic LaB6 image, 5 mm and 10 px from the start
+    from nxgid.experiment.configuration import configuration_geometry
+
+    assert "calibrated with LaB6" in result.stdout
+    calibrated = configuration_geometry(exp.configuration_file("gid"))
+    assert calibrated.distance_m == pytest.approx(0.285, rel=1e-3)
+    assert (exp.calibrations_dir / "gid.poni").is_file()
+    assert (exp.calibrations_dir / "gid_rings.png").is_file()
+    # the summed scan is the frame-by-frame sum of its scans
+    with h5py.File(exp.raw_stack(ScanRef("pentacene-SiO2", "as-grown", SUMMED), "f1")) as s, \
+            h5py.File(exp.raw_stack(s001, "f1")) as a, \
+            h5py.File(exp.raw_stack(ScanRef("pentacene-SiO2", "as-grown", "s002"), "f1")) as b:
+        np.testing.assert_array_equal(s["entry/data/data"][1],
+                                      a["entry/data/data"][1].astype(np.int64)
+                                      + b["entry/data/data"][1])
     # the status command works on it with the demo's own settings
     monkeypatch.setenv("NXGID_HOME", str(site.parent))
     status = nxgid("status", cwd=exp.root)

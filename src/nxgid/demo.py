@@ -6,15 +6,14 @@ writes the user's. It goes through the same library functions as the commands do
 1. site settings with a raw tree (``DIR/raw``) and an analysis home (``DIR/analysis``);
 2. the experiment, created with ``experiment new``;
 3. two samples with labels, as ``sample new`` makes them;
-4. scans in those labels, registered in the workflow database by ``db sync``;
-5. simulated detector stacks of a textured thin film in three scan entries (one an
-   incidence-angle scan), converted as ``nxgid convert`` does into NeXus files
+4. a configuration, calibrated headless from a synthetic LaB6 image, a beam-stop mask,
+   scans made from the configuration, raw CBF series stacked into them and two scans
+   summed (:mod:`nxgid.demo_setup`), all registered in the workflow database;
+5. the raw stacks converted as ``nxgid convert`` does into NeXus files
    ``<scan>/fN_reduced.nxs`` with the sample's layers, read back and checked against
-   the truth, validated, with PNG previews (see :mod:`nxgid.demo_conversion`).
+   the truth, validated, with PNG previews (:mod:`nxgid.demo_conversion`).
 
-The scan files written here hold the scan structure (entries ``f1…fN`` whose data are
-relative external links to ``<scan>/fN.h5``, the sample and its scan variable); the
-configuration, calibration and beamline import arrive with later issues.
+Beamline import (a SPEC file) and the reduction workflow arrive with later issues.
 """
 
 from __future__ import annotations
@@ -26,15 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nxgid.demo_conversion import (
-    INCIDENCE_DEG,
-    INCIDENCE_SCAN_DEG,
-    ConversionReport,
-    run_conversion,
-)
+from nxgid.demo_conversion import INCIDENCE_DEG, ConversionReport, run_conversion
+from nxgid.demo_setup import SetupReport, build_setup
 from nxgid.errors import ExistsError
-from nxgid.experiment.layout import Experiment, ScanRef
-from nxgid.experiment.logbook import attach, detach, scan_extra
+from nxgid.experiment.layout import Experiment
+from nxgid.experiment.logbook import attach, detach
 from nxgid.settings.store import create_site_file, load_effective
 from nxgid.workflow.status import ScanStatus, scan_status
 from nxgid.workflow.sync import SyncReport, sync
@@ -52,7 +47,7 @@ PLAN: dict[str, dict[str, dict[str, tuple[float, int]]]] = {
         "anneal-150C": {"s003": (423.0, 2)},
     },
     "P3HT-blend": {
-        "rt": {"s004": (295.0, 3)},
+        "rt": {"s004": (295.0, 2)},
     },
 }
 
@@ -66,6 +61,7 @@ class DemoReport:
     sync: SyncReport
     status: list[ScanStatus]
     conversion: ConversionReport | None = None
+    setup: SetupReport | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -85,40 +81,6 @@ def _prepare(directory: Path, overwrite: bool) -> None:
                 child.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / MARKER).write_text("made by `nxgid demo`; `--overwrite` may replace it\n")
-
-
-def write_scan_file(experiment: Experiment, ref: ScanRef, entries: int,
-                    temperature_K: float) -> Path:
-    """A scan file with entries ``f1…fN`` linking (relatively) to ``<scan>/fN.h5``."""
-    import h5py
-    import numpy as np
-
-    from nxgid.experiment.layout import entry_name
-
-    path = experiment.scan_file(ref)
-    experiment.scan_dir(ref).mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as root:
-        root.attrs["NX_class"] = "NXroot"
-        root.attrs["default"] = "entry"
-        top = root.create_group("entry")
-        top.attrs["NX_class"] = "NXentry"
-        sample = top.create_group("sample")
-        sample.attrs["NX_class"] = "NXsample"
-        sample["name"] = ref.sample
-        sample["temperature"] = np.float64(temperature_K)
-        sample["temperature"].attrs["units"] = "K"
-        for index in range(1, entries + 1):
-            name = entry_name(index)
-            entry = root.create_group(name)
-            entry.attrs["NX_class"] = "NXentry"
-            data = entry.create_group("data")
-            data.attrs["NX_class"] = "NXdata"
-            data.attrs["signal"] = "data"
-            data["data"] = h5py.ExternalLink(experiment.raw_link(ref, name), "/entry/data/data")
-    tmp.replace(path)
-    log.info("wrote scan file with %d entries", entries, extra=scan_extra(ref))
-    return path
 
 
 def build_demo(directory: Path, *, overwrite: bool = False,
@@ -153,26 +115,22 @@ def build_demo(directory: Path, *, overwrite: bool = False,
     try:
         log.info("demo beamtime started in %s", directory)
         timings["experiment"] = time.perf_counter() - start
-        say("samples and scans")
+        say("samples")
         for sample, labels in PLAN.items():
-            for label, scans in labels.items():
+            for label in labels:
                 new_sample(experiment, sample, label)
-                for scan, (temperature_K, entries) in scans.items():
-                    write_scan_file(experiment, ScanRef(sample, label, scan), entries,
-                                    temperature_K)
         timings["samples"] = time.perf_counter() - start
+        setup = build_setup(experiment, site.settings, raw, PLAN, say)
+        timings.update(setup.timings_s)
         say("database")
         with open_database(experiment, site_path=site_file) as database:
             report = sync(database)
             status = scan_status(database)
         timings["database"] = time.perf_counter() - start
         say("reciprocal-space conversion")
-        as_grown = "pentacene-SiO2", "as-grown"
-        conversion = run_conversion(directory, experiment, site.settings, scans=[
-            (ScanRef(*as_grown, "s001"), "f1", (INCIDENCE_DEG,)),
-            (ScanRef(*as_grown, "s001"), "f2", INCIDENCE_SCAN_DEG),
-            (ScanRef(*as_grown, "s002"), "f1", (INCIDENCE_DEG,)),
-        ])
+        jobs = [*setup.stacks[:3], (setup.summed, "f1", (INCIDENCE_DEG,))]
+        conversion = run_conversion(directory, experiment, site.settings, jobs,
+                                    setup.poni, setup.mask_file)
         timings["conversion"] = time.perf_counter() - start
         found = sum(check.ok for check in conversion.spots)
         log.info("converted simulated frames to %s; %d of %d spots within half a bin",
@@ -182,4 +140,4 @@ def build_demo(directory: Path, *, overwrite: bool = False,
         detach(handler)
     return DemoReport(directory=directory, site_file=site_file, raw_directory=raw,
                       experiment=experiment, sync=report, status=status,
-                      conversion=conversion, timings_s=timings)
+                      conversion=conversion, setup=setup, timings_s=timings)

@@ -2,9 +2,9 @@
 
 A pentacene-like film on a Pilatus 2M: powder rings plus fibre-textured Bragg spots at
 known (q_xy, q_z), seen at a grazing incidence angle with Poisson noise, the horizon and
-the detector gaps. The simulated frames are written as raw detector stacks
-(``<scan>/fN.h5``, bitshuffle-compressed like an Eiger's) and converted exactly as
-``nxgid convert`` does, into ``<scan>/fN_reduced.nxs`` with the sample's layers from
+the detector gaps. The raw stacks ``<scan>/fN.h5`` (made by :mod:`nxgid.demo_setup`) are
+converted exactly as ``nxgid convert`` does, with the calibrated geometry and the
+beam-stop mask, into ``<scan>/fN_reduced.nxs`` with the sample's layers from
 ``<sample>/sample.yaml``: q_xy/q_z, polar and exit-angle maps and profiles, with
 solid-angle and polarization corrections. One scan is an incidence-angle scan (one angle
 per frame). Every spot is then found again in the map read back from the file and
@@ -129,68 +129,41 @@ def demo_targets():
     ]
 
 
-def write_raw_stack(path: Path, frames: np.ndarray) -> Path:
-    """A detector stack as an Eiger writes it: ``/entry/data/data``, bitshuffle-LZ4."""
-    import h5py
-    import hdf5plugin
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with h5py.File(partial, "w") as f:
-        f.attrs["NX_class"] = "NXroot"
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        data = entry.create_group("data")
-        data.attrs["NX_class"] = "NXdata"
-        data.attrs["signal"] = "data"
-        data.create_dataset("data", data=frames.astype(np.uint32),
-                            chunks=(1, *frames.shape[1:]),
-                            **hdf5plugin.Bitshuffle(cname="lz4"))
-    partial.replace(path)
-    return path
-
-
-def run_conversion(directory: Path, experiment, settings, scans) -> ConversionReport:
-    """Simulate raw stacks for *scans* ((ScanRef, entry, incidence angles) triples),
-    convert each into its reduced file as ``nxgid convert`` does, check the spots."""
+def run_conversion(directory: Path, experiment, settings, jobs, poni: Path,
+                   mask_file: Path | None = None) -> ConversionReport:
+    """Convert the raw stacks of *jobs* ((ScanRef, entry, incidence angles) triples) into
+    their reduced files as ``nxgid convert`` does, with the calibrated geometry *poni*
+    and the user mask; check the spots against the truth."""
     from nxgid.conversion import Converter
     from nxgid.conversion.corrections import Corrections
     from nxgid.convert import ConvertJob, run_convert
+    from nxgid.experiment.scans import scan_variables
     from nxgid.nexus.reader import NexusFile
-    from nxgid.simulate import simulate_stack
 
     timings: dict[str, float] = {}
     cfg = settings.configuration
     inst = settings.instrument
-    geometry = demo_geometry(cfg.wavelength_A, cfg.distance_mm, cfg.detector)
-    poni = experiment.calibrations_dir / "demo-geometry.poni"
-    geometry.save_poni(poni)
-    geometry = DetectorGeometry.from_poni(poni)  # what a user does with a calibration
+    geometry = DetectorGeometry.from_poni(poni)
     pattern = film_pattern()
     corrections = Corrections(solid_angle=True, polarization_factor=cfg.polarization_factor)
     specs = demo_targets()
     cache = directory / "cache"
     files: list[Path] = []
-    for index, (ref, entry, angles) in enumerate(scans):
-        tick = time.perf_counter()
-        stack = np.concatenate([
-            simulate_stack(geometry, SampleGeometry.grazing(angle), pattern,
-                           frames=FRAMES if len(angles) == 1 else 1, seed=7 + index + i,
-                           polarization_factor=cfg.polarization_factor)
-            for i, angle in enumerate(angles)])
-        raw = write_raw_stack(experiment.raw_stack(ref, entry), stack)
-        timings[f"simulate {ref}/{entry}"] = time.perf_counter() - tick
+    for ref, entry, angles in jobs:
         metadata = experiment.sample_metadata_file(ref.sample)
         if not metadata.exists():
             metadata.write_text(SAMPLE_YAML.replace("pentacene-SiO2", ref.sample))
         tick = time.perf_counter()
+        raw = experiment.raw_stack(ref, entry)
         summary = run_convert(ConvertJob(
             inputs=[str(raw)], output=experiment.reduced_file(ref, entry), poni=poni,
             targets=specs, incidence_deg=list(angles), corrections=corrections,
-            metadata_file=metadata, title=f"{ref} {entry}", source_name=inst.source,
-            source_type=inst.source_type, instrument_name=inst.instrument,
-            cache_dir=cache))
-        what = "incidence scan" if len(angles) > 1 else f"{len(stack)} frames"
+            mask=mask_file, metadata_file=metadata, title=f"{ref} {entry}",
+            source_name=inst.source, source_type=inst.source_type,
+            instrument_name=inst.instrument, cache_dir=cache,
+            variables={name: ([value], unit) for name, (value, unit)
+                       in scan_variables(experiment, ref).items()}))
+        what = "incidence scan" if len(angles) > 1 else f"{summary.frames} frames"
         timings[f"convert {ref}/{entry} ({what})"] = time.perf_counter() - tick
         files.append(summary.output)
 
@@ -198,8 +171,8 @@ def run_conversion(directory: Path, experiment, settings, scans) -> ConversionRe
     results = {e.result: first.load(e.name) for e in first.entries()}
     spots = check_spots(results["img_gid_q"], pattern)
     # the other ways to map the same frames, and a transmission (powder) measurement
-    raw_frames = _read_raw(experiment.raw_stack(scans[0][0], scans[0][1]))
-    sample = SampleGeometry.grazing(scans[0][2][0])
+    raw_frames = _read_raw(experiment.raw_stack(jobs[0][0], jobs[0][1]))
+    sample = SampleGeometry.grazing(jobs[0][2][0])
     tick = time.perf_counter()
     variants = {
         "img_gid_pol_split": Converter(geometry, sample, [specs[1]], corrections=corrections,

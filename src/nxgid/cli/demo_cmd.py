@@ -40,6 +40,14 @@ def demo(directory: Path, overwrite: bool) -> None:
     out.print(f"  log:           {exp.log_file}")
     out.print(f"\nscans ({report.sync.summary()}):")
     out.print(scan_table(report.status))
+    setup = report.setup
+    if setup is not None:
+        out.print(f"\nconfiguration {setup.configuration.stem} "
+                  f"({setup.configuration.relative_to(exp.root)}):")
+        for line in [*setup.calibration, *setup.mask]:
+            out.print(f"  {line}")
+        out.print(f"  raw CBF series stacked into {len(setup.stacks)} scan entries; "
+                  f"{setup.summed} = sum of its scans")
     conv = report.conversion
     if conv is not None:
         out.print(f"\nreciprocal space (geometry {conv.poni.name}, corrections: "
@@ -70,6 +78,8 @@ def demo(directory: Path, overwrite: bool) -> None:
     out.print(f"\ndone in {elapsed:.1f} s. Explore it with:")
     out.print(f"  export NXGID_HOME={report.site_file.parent}")
     out.print(f"  cd {exp.root} && nxgid status && nxgid settings show && nxgid log")
+    out.print("  nxgid config show gid && nxgid scan list && "
+              "nxgid scan info pentacene-SiO2/as-grown/s001")
     if conv is not None and conv.files:
         out.print(f"  nxgid show {conv.files[0]}")
         out.print(f"  nxgid plot {conv.files[0]} --entry img_gid_q -o map.png")

@@ -200,6 +200,29 @@ def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
     return True
 
 
+def scan_variables(experiment: Experiment, ref: ScanRef) -> dict[str, tuple[float, str]]:
+    """The scan variables ``scan new --var`` wrote: name → (value, unit)."""
+    import h5py
+
+    with h5py.File(experiment.scan_file(ref), "r") as root:
+        entries = position_entries(root)
+        if not entries or "sample" not in root[entries[0]]:
+            return {}
+        sample = root[entries[0]]["sample"]
+        return {key: (float(item[()]), _text(item.attrs.get("units", "")))
+                for key, item in sample.items()
+                if key != "name" and hasattr(item, "shape") and item.shape == ()
+                and item.dtype.kind in "fiu"}
+
+
+def _common_variables(experiment: Experiment, refs: Sequence[ScanRef]
+                      ) -> dict[str, tuple[float, str]]:
+    """The scan variables every scan shares with the same value (kept by a sum)."""
+    found = [scan_variables(experiment, ref) for ref in refs]
+    return {key: value for key, value in found[0].items()
+            if all(other.get(key) == value for other in found[1:])}
+
+
 def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[str],
               into: str, *, overwrite: bool = False,
               progress: Callable[[str, int, int], None] | None = None) -> Path:
@@ -239,7 +262,8 @@ def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[s
                 raise NxgidError(f"sum: {info.ref} {status.name} has {status.frames} "
                                  f"frames, {first.ref} has {entry.frames}")
     new_scan(experiment, target, first.configuration, overwrite=overwrite,
-             summed_from=[str(r) for r in refs])
+             summed_from=[str(r) for r in refs],
+             variables=_common_variables(experiment, refs))
     for entry in first.entries:
         sources = [h5py.File(experiment.raw_stack(ref, entry.name), "r") for ref in refs]
         try:
