@@ -393,6 +393,19 @@ class ImageSeries:
         return [s.path for s in self._sources]
 
     @property
+    def file_dtypes(self) -> dict[Path, np.dtype]:
+        """The pixel type stored in each file (``dtype`` promotes over them)."""
+        return {s.path: s.dtype for s in self._sources}
+
+    def skip(self, frames: int) -> ImageSeries:
+        """The series without its first *frames* selected frames (no header re-read)."""
+        if frames == 0:
+            return self
+        starts = np.cumsum([0] + [s.nframes for s in self._sources])
+        return ImageSeries(self._sources,
+                           [int(starts[w]) + i for w, i in self._frames[frames:]])
+
+    @property
     def origins(self) -> list[FrameOrigin]:
         """Where each selected frame comes from, in order."""
         return [self._origin(w, i) for w, i in self._frames]

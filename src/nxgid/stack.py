@@ -132,12 +132,12 @@ def _checked_names(series: ImageSeries, origins: list[FrameOrigin], output: Path
     """Check dtypes, output ≠ source and name lengths; → each frame's source (UTF-8)."""
     used = {o.path for o in origins}
     # per-file dtypes: ImageSeries promotes over files, which a raw stack must not do
-    sources = [s for s in series._sources if s.path in used]
-    first = sources[0]
-    for source in sources[1:]:
-        if source.dtype != first.dtype:
-            raise NxgidError(f"{source.path}: frames are {source.dtype}, but {first.path} has "
-                             f"{first.dtype}; a stack keeps the raw data type, so stack "
+    dtypes = [(path, dtype) for path, dtype in series.file_dtypes.items() if path in used]
+    first_path, first_dtype = dtypes[0]
+    for path, dtype in dtypes[1:]:
+        if dtype != first_dtype:
+            raise NxgidError(f"{path}: frames are {dtype}, but {first_path} has "
+                             f"{first_dtype}; a stack keeps the raw data type, so stack "
                              "files of different types separately")
     if output.exists() and any(output.resolve() == p.resolve() for p in series.files):
         raise NxgidError(f"{output}: is one of the input files; sources are never modified")
@@ -162,11 +162,7 @@ def _record(series: ImageSeries, dataset: str | None, frames: str | None) -> str
 
 def _rest(series: ImageSeries, done: int) -> ImageSeries:
     """The series without its first ``done`` frames (headers are not read again)."""
-    if done == 0:
-        return series
-    sources = series._sources
-    starts = np.cumsum([0] + [s.nframes for s in sources])
-    return ImageSeries(sources, [int(starts[w]) + i for w, i in series._frames[done:]])
+    return series.skip(done)
 
 
 # --- the partial file ----------------------------------------------------------------
