@@ -73,6 +73,8 @@ def config() -> None:
 @click.option("--beam-center", metavar="ROW,COL",
               help="Beam centre in pixels [the detector centre].")
 @click.option("--source", help="Facility or source name [settings].")
+@click.option("--source-type", help="NXsource type, e.g. 'Synchrotron X-ray Source' "
+              "[settings].")
 @click.option("--instrument", help="Beamline name [settings].")
 @click.option("--positions", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Number of entries f1…fN (detector positions, rotation or incidence "
@@ -82,7 +84,7 @@ def config() -> None:
 @experiment_option
 @pass_state
 def config_new(state, name, wavelength, energy, distance, detector, beam_center, source,
-               instrument, positions, overwrite, **per_position) -> None:
+               source_type, instrument, positions, overwrite, **per_position) -> None:
     """Create configurations/NAME.nxs from the settings' defaults and these values.
 
     \b
@@ -113,6 +115,13 @@ def config_new(state, name, wavelength, energy, distance, detector, beam_center,
         values["source_name"] = source
     if instrument:
         values["instrument_name"] = instrument
+    if source_type:
+        from nxgid.nexus_names import SOURCE_TYPES
+
+        if source_type not in SOURCE_TYPES:
+            raise NxgidError(f"--source-type {source_type!r}: expected one of "
+                             + ", ".join(SOURCE_TYPES))
+        values["source_type"] = source_type
     if beam_center:
         try:
             row, col = (float(v) for v in beam_center.split(","))
