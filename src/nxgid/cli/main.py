@@ -35,6 +35,8 @@ COMMANDS = {
     "scan": "nxgid.cli.scan_cmd:scan",
     "stack": "nxgid.cli.scan_cmd:stack",
     "sum": "nxgid.cli.scan_cmd:sum_command",
+    "beamlines": "nxgid.cli.import_cmd:beamlines",
+    "import": "nxgid.cli.import_cmd:import_command",
 }
 
 

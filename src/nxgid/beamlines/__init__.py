@@ -1,0 +1,1 @@
+"""Beamline plugins: the interface (base), discovery and the built-in beamlines."""

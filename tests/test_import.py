@@ -1,0 +1,127 @@
+"""Beamline plugins: discovery and ``nxgid import`` from image folders and HDF5 masters."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import fabio
+import h5py
+import hdf5plugin
+import numpy as np
+import pytest
+
+from nxgid.experiment import ScanRef
+
+SHAPE = (195, 487)  # Pilatus 100k
+
+
+@pytest.fixture
+def beamtime(tmp_path, nxgid):
+    """An experiment with a raw tree and a configuration ``gid`` with two positions."""
+    from nxgid.settings.store import create_site_file, load_effective
+    from nxgid.workflow.workspace import new_experiment, new_sample
+
+    raw = tmp_path / "raw" / "exp"
+    raw.mkdir(parents=True)
+    site = tmp_path / "site" / "settings.ini"
+    create_site_file(site, {"instrument": {"analysis_home": str(tmp_path / "analysis"),
+                                           "raw_home": str(tmp_path / "raw"),
+                                           "instrument": "images"}})
+    experiment = new_experiment("exp", load_effective(site))
+    new_sample(experiment, "film", "rt")
+    result = nxgid(["-E", str(experiment.root), "config", "new", "gid", "--detector",
+                    "Pilatus100k", "--positions", "2"])
+    assert result.exit_code == 0, result.output
+    return experiment, raw
+
+
+def _cbf_folder(folder, frames):
+    folder.mkdir(parents=True)
+    for index, frame in enumerate(frames):
+        fabio.cbfimage.CbfImage(data=frame).write(str(folder / f"img_{index + 1:04d}.cbf"))
+
+
+def test_builtin_beamlines_are_discovered(nxgid):
+    from nxgid.beamlines.base import discover, get_beamline
+    from nxgid.errors import NxgidError
+
+    found = discover()
+    assert {"images", "hdf5"} <= set(found)
+    assert found["images"].package == "nxgid" and found["images"].cls is not None
+    listed = nxgid(["beamlines"])
+    assert "images" in listed.stdout and "from nxgid" in listed.stdout
+    with pytest.raises(NxgidError, match="beamline 'nope' is not installed; installed: "):
+        get_beamline("nope")
+
+
+def test_import_image_folders_dry_run_idempotent_and_read_only(beamtime, nxgid):
+    experiment, raw = beamtime
+    rng = np.random.default_rng(0)
+    frames = {scan: rng.poisson(4, (3, *SHAPE)).astype(np.int32) for scan in ("s001", "s002")}
+    for scan, stack in frames.items():
+        _cbf_folder(raw / "film" / "rt" / scan, stack)
+    (raw / "film" / "rt" / "s003").mkdir()  # an empty folder: skipped with the reason
+    for path, _dirs, files in os.walk(raw):  # the raw tree is read only
+        os.chmod(path, stat.S_IRUSR | stat.S_IXUSR)
+        for name in files:
+            os.chmod(os.path.join(path, name), stat.S_IRUSR)
+    E = ["-E", str(experiment.root)]
+    try:
+        dry = nxgid([*E, "import", "film", "rt", "--config", "gid", "--dry-run"])
+        assert dry.exit_code == 0, dry.output
+        assert "would be: 1 entry, 3 image file(s) stacked" in dry.stdout
+        assert "skipped" in dry.stdout and "no image files" in dry.stdout
+        assert not experiment.scan_file(ScanRef("film", "rt", "s001")).exists()
+
+        done = nxgid([*E, "import", "film", "rt", "--config", "gid"])
+        assert done.exit_code == 0, done.output
+        for scan, stack in frames.items():
+            with h5py.File(experiment.scan_file(ScanRef("film", "rt", scan))) as f:
+                np.testing.assert_array_equal(f["f1/data/data"][()], stack)
+                assert f["entry/import/beamline"][()].decode() == "images"
+        again = nxgid([*E, "import", "film", "rt", "--config", "gid"])
+        assert again.stdout.count("unchanged") == 2
+    finally:
+        for path, _dirs, files in os.walk(raw):
+            os.chmod(path, stat.S_IRWXU)
+            for name in files:
+                os.chmod(os.path.join(path, name), stat.S_IRUSR | stat.S_IWUSR)
+    # a changed raw scan is reported, and re-imported only when asked
+    extra = np.full(SHAPE, 7, np.int32)
+    fabio.cbfimage.CbfImage(data=extra).write(str(raw / "film" / "rt" / "s001" / "img_9999.cbf"))
+    changed = nxgid([*E, "import", "film", "rt", "--config", "gid"])
+    assert "s001         changed" in changed.stdout
+    redone = nxgid([*E, "import", "film", "rt", "--config", "gid", "--overwrite"])
+    assert redone.exit_code == 0, redone.output
+    with h5py.File(experiment.raw_stack(ScanRef("film", "rt", "s001"), "f1")) as f:
+        assert f["entry/data/data"].shape == (4, *SHAPE)
+        np.testing.assert_array_equal(f["entry/data/data"][3], extra)
+    status = nxgid([*E, "status"])
+    assert "film/rt/s001" in status.stdout and "film/rt/s002" in status.stdout
+
+
+def test_import_hdf5_masters_links_never_copies(beamtime, nxgid):
+    experiment, raw = beamtime
+    folder = raw / "film" / "rt"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    parts = [rng.poisson(3, (2, *SHAPE)).astype(np.uint32) for _ in range(2)]
+    for index, part in enumerate(parts, start=1):
+        with h5py.File(folder / f"s010_data_{index:06d}.h5", "w") as f:
+            f.create_dataset("entry/data/data", data=part, **hdf5plugin.Bitshuffle())
+    with h5py.File(folder / "s010_master.h5", "w") as f:
+        group = f.create_group("entry/data")
+        for index in (1, 2):
+            group[f"data_{index:06d}"] = h5py.ExternalLink(f"s010_data_{index:06d}.h5",
+                                                           "/entry/data/data")
+    E = ["-E", str(experiment.root)]
+    result = nxgid([*E, "import", "film", "rt", "--config", "gid", "--beamline", "hdf5"])
+    assert result.exit_code == 0, result.output
+    ref = ScanRef("film", "rt", "s010")
+    stack = experiment.raw_stack(ref, "f1")
+    assert stack.stat().st_size < 20_000  # a link, not a copy of the 1.5 MB of frames
+    with h5py.File(experiment.scan_file(ref)) as f:
+        np.testing.assert_array_equal(f["f1/data/data"][()], np.concatenate(parts))
+    bad = nxgid([*E, "import", "film", "rt", "--config", "gid", "--beamline", "nope"])
+    assert bad.exit_code == 2 and "not installed" in bad.stderr
