@@ -125,3 +125,60 @@ def test_import_hdf5_masters_links_never_copies(beamtime, nxgid):
         np.testing.assert_array_equal(f["f1/data/data"][()], np.concatenate(parts))
     bad = nxgid([*E, "import", "film", "rt", "--config", "gid", "--beamline", "nope"])
     assert bad.exit_code == 2 and "not installed" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def example_plugin(tmp_path_factory):
+    """The example third-party package under examples/, installed with pip into a
+    folder of its own (the project's environment is not touched)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    target = tmp_path_factory.mktemp("plugins")
+    source = Path(__file__).resolve().parents[1] / "examples" / "nxgid-example-beamline"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                           "--disable-pip-version-check", "--target", str(target),
+                           str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # and a broken plugin: its entry point names a module that does not exist
+    broken = target / "broken_plugin-1.0.dist-info"
+    broken.mkdir()
+    (broken / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\n"
+                                     "Version: 1.0\n")
+    (broken / "entry_points.txt").write_text("[nxgid.beamlines]\n"
+                                             "broken = no_such_module:Nothing\n")
+    return target
+
+
+def test_a_plugin_from_another_package_is_discovered_and_imports(example_plugin, beamtime,
+                                                                 monkeypatch, nxgid):
+    import sys
+
+    monkeypatch.syspath_prepend(str(example_plugin))
+    from nxgid.beamlines.base import discover
+
+    found = discover()
+    assert found["example"].package == "nxgid-example-beamline"
+    assert found["example"].cls is not None and found["example"].cls.name == "example"
+    assert found["broken"].cls is None and "no_such_module" in found["broken"].error
+    listed = nxgid(["beamlines"])
+    assert listed.exit_code == 0 and "BROKEN" in listed.stdout and "example" in listed.stdout
+
+    experiment, raw = beamtime
+    scan_dir = raw / "film" / "rt" / "s101"
+    _cbf_folder(scan_dir, np.ones((3, *SHAPE), np.int32))
+    (scan_dir / "log.csv").write_text("frame,monitor,seconds,temperature_K,incidence_deg\n"
+                                      "1,1000,1.0,300.0,0.10\n2,1100,1.0,301.0,0.15\n")
+    result = nxgid(["-E", str(experiment.root), "import", "film", "rt", "--config", "gid",
+                    "--beamline", "example"])
+    assert result.exit_code == 0, result.output
+    assert "warning: s101: 3 images, 2 log rows" in result.stdout  # both numbers named
+    with h5py.File(experiment.scan_file(ScanRef("film", "rt", "s101"))) as f:
+        np.testing.assert_array_equal(f["f1/monitor/data"][()], [1000, 1100])
+        assert f["f1/monitor/integral"][()] == 2100
+        np.testing.assert_array_equal(f["f1/sample/temperature"][()], [300.0, 301.0])
+        np.testing.assert_array_equal(
+            f["f1/instrument/goniometer/incidence_angle_per_frame"][()], [0.10, 0.15])
+        assert f["entry/import/beamline"][()].decode() == "example"
+    assert "nxgid_example_beamline" in sys.modules
