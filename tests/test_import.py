@@ -182,3 +182,57 @@ def test_a_plugin_from_another_package_is_discovered_and_imports(example_plugin,
             f["f1/instrument/goniometer/incidence_angle_per_frame"][()], [0.10, 0.15])
         assert f["entry/import/beamline"][()].decode() == "example"
     assert "nxgid_example_beamline" in sys.modules
+
+
+SPEC_FILE = """#F film.spec
+#E 1700000000
+#D Mon Nov 23 10:00:00 2026
+#O0 phi  chi  th  ai
+
+#S 1  ascan  ai 0.1 0.2 2 1
+#D Mon Nov 23 10:05:00 2026
+#T 1  (Seconds)
+#P0 10.0 0.0 5.0 0.1
+#N 5
+#L ai  Epoch  Seconds  diode  temp
+0.10 1 1 1000 300.0
+0.15 2 1 1100 300.5
+0.20 3 1 1200 301.0
+
+#S 2  loopscan 3 1
+#D Mon Nov 23 10:10:00 2026
+#T 1  (Seconds)
+#P0 20.0 0.0 5.0 0.25
+#N 4
+#L Epoch  Seconds  diode  temp
+1 1 900 310.0
+2 1 950 310.0
+3 1 990 310.0
+"""
+
+
+def test_import_a_spec_file_with_cbf_folders(beamtime, nxgid):
+    """The spec beamline through `nxgid import`: per-frame angles (scanned, or from #P),
+    monitor from the counter named in [beamline] (not one nxgid would guess), and a count
+    mismatch warned about."""
+    experiment, raw = beamtime
+    E = ["-E", str(experiment.root)]
+    assert nxgid([*E, "settings", "set", "beamline.monitor", "diode"]).exit_code == 0
+    (raw / "film.spec").write_text(SPEC_FILE)
+    rng = np.random.default_rng(3)
+    _cbf_folder(raw / "film_001", rng.poisson(2, (3, *SHAPE)).astype(np.int32))
+    _cbf_folder(raw / "film_002", rng.poisson(2, (2, *SHAPE)).astype(np.int32))  # 3 points
+    result = nxgid([*E, "import", "film", "rt", "--config", "gid", "--beamline", "spec"])
+    assert result.exit_code == 0, result.output
+    assert "2 images, 3 SPEC points" in result.stdout
+    with h5py.File(experiment.scan_file(ScanRef("film", "rt", "s001"))) as f:
+        gonio = f["f1/instrument/goniometer"]
+        np.testing.assert_allclose(gonio["incidence_angle_per_frame"][()], [0.1, 0.15, 0.2])
+        np.testing.assert_allclose(gonio["phi_per_frame"][()], [10.0] * 3)  # from #P0
+        np.testing.assert_array_equal(f["f1/monitor/data"][()], [1000, 1100, 1200])
+        np.testing.assert_allclose(f["f1/sample/temperature"][()], [300.0, 300.5, 301.0])
+        assert f["entry/start_time"][()].decode().startswith("2026-11-23T10:05")
+        assert f["f1/data/data"].shape == (3, *SHAPE)
+    with h5py.File(experiment.scan_file(ScanRef("film", "rt", "s002"))) as f:
+        np.testing.assert_allclose(f["f1/instrument/goniometer/incidence_angle_per_frame"][()],
+                                   [0.25, 0.25])

@@ -110,17 +110,17 @@ def test_unknown_keys_are_kept_and_warned(tmp_path, caplog):
     create_site_file(path, {})
     text = path.read_text().replace("[configuration]\n",
                                     "[configuration]\nwavelenght = 1.5\n")
-    path.write_text(text + "\n[beamline]\nmonitor = mon1\n")
+    path.write_text(text + "\n[plugins]\nmonitor = mon1\n")
     with caplog.at_level(logging.WARNING, logger="nxgid"):
         load_effective(path)
     warnings = caplog.text
     assert "unknown key [configuration] wavelenght" in warnings
-    assert "unknown section [beamline]" in warnings
+    assert "unknown section [plugins]" in warnings
     # a later write keeps both
     set_value(SettingsFile.read(path), "configuration", "distance_mm", "400")
     rewritten = path.read_text()
     assert "wavelenght = 1.5" in rewritten
-    assert "[beamline]" in rewritten and "monitor = mon1" in rewritten
+    assert "[plugins]" in rewritten and "monitor = mon1" in rewritten
     assert "distance_mm = 400.0" in rewritten
 
 

@@ -213,6 +213,33 @@ class ReductionSettings(Section):
         return value
 
 
+class BeamlineSettings(Section):
+    """``[beamline]``: how the beamline plugins read the raw tree (the ``spec`` beamline:
+    which SPEC file, image folders, and which motors and counters mean what)."""
+
+    spec_file: str = Field("{sample}.spec", description="SPEC file of a sample, relative to "
+                           "the raw directory ({sample}, {label}; a glob allowed)")
+    image_folder: str = Field("{sample}_{scan:03d}", description="image folder of a SPEC "
+                              "scan, next to the SPEC file ({sample}, {label}, {scan})")
+    image_glob: str = Field("*.cbf,*.tif,*.tiff,*.edf",
+                            description="image files of a scan, comma-separated patterns")
+    motor_phi: str = Field("phi", description="SPEC motor of the phi rotation")
+    motor_chi: str = Field("chi", description="SPEC motor of chi")
+    motor_omega: str = Field("omega", description="SPEC motor of omega")
+    motor_theta: str = Field("th", description="SPEC motor of theta")
+    motor_incidence_angle: str = Field("ai", description="SPEC motor of the incidence angle")
+    monitor: str = Field("mon", description="SPEC counter of the beam monitor")
+    counting_time: str = Field("Seconds", description="SPEC counter of the counting time")
+    temperature: str = Field("temp", description="SPEC counter or motor of the temperature")
+    temperature_unit: Literal["K", "C"] = Field("K", description="unit of that temperature")
+
+    @property
+    def motors(self) -> dict[str, str]:
+        """Angle → SPEC motor, as the spec beamline takes it."""
+        return {"phi": self.motor_phi, "chi": self.motor_chi, "omega": self.motor_omega,
+                "theta": self.motor_theta, "incidence_angle": self.motor_incidence_angle}
+
+
 class ExperimentInfo(Section):
     """``[experiment]``: identity of an experiment (only in ``tasks/settings.ini``)."""
 
@@ -229,6 +256,7 @@ SECTIONS: dict[str, type[Section]] = {
     "instrument": InstrumentSettings,
     "configuration": ConfigurationSettings,
     "reduction": ReductionSettings,
+    "beamline": BeamlineSettings,
 }
 
 
@@ -241,6 +269,7 @@ class Settings(BaseModel):
     instrument: InstrumentSettings = Field(default_factory=InstrumentSettings)
     configuration: ConfigurationSettings = Field(default_factory=ConfigurationSettings)
     reduction: ReductionSettings = Field(default_factory=ReductionSettings)
+    beamline: BeamlineSettings = Field(default_factory=BeamlineSettings)
 
     def section(self, name: str) -> Section:
         return getattr(self, name)
