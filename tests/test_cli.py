@@ -194,15 +194,17 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     # its simulated frames went through the convert path into valid reduced files
     from nxgid.nexus.reader import NexusFile
 
-    s001 = ScanRef("pentacene-SiO2", "as-grown", "s001")
-    reduced = NexusFile(exp.reduced_file(s001, "f2"))
+    reduced = NexusFile(exp.reduced_file(ScanRef("pentacene-SiO2", "as-grown", "s002"), "f1"))
     assert {"img_gid_q", "img_gid_pol", "rad_cut_gid"} <= set(reduced.results())
     stored = reduced.load("img_gid_q")
     assert list(stored.frame_values["incidence_angle_deg"]) == [0.08, 0.12, 0.16, 0.20]
-    assert stored.frame_values["filename"][0] == str(exp.raw_stack(s001, "f2"))
+    assert stored.frame_values["filename"][0] == str(
+        exp.raw_stack(ScanRef("pentacene-SiO2", "as-grown", "s002"), "f1"))
+    assert list(stored.frame_values["temperature"]) == pytest.approx([295.0, 295.1, 295.2,
+                                                                      295.3])
     assert [layer.material for layer in reduced.sample().layers] == \
         ["pentacene", "silicon oxide", "silicon"]
-    assert result.stdout.count("valid NXgid (nexusformat, pynxtools, silx)") == 4
+    assert result.stdout.count("valid NXgid (nexusformat, pynxtools, silx)") == 5
     previews = sorted((tmp_path / "demo" / "previews").glob("*.png"))
     assert {p.stem for p in previews} >= {"img_gid_q", "img_gid_pol", "vert_cut_gid"}
     # calibrated headless from the synthetic LaB6 image, 5 mm and 10 px from the start
@@ -214,12 +216,21 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert (exp.calibrations_dir / "gid.poni").is_file()
     assert (exp.calibrations_dir / "gid_rings.png").is_file()
     # the summed scan is the frame-by-frame sum of its scans
+    from nxgid.demo_setup import SUMMED_FROM
+
+    first, second = (ScanRef("pentacene-SiO2", "as-grown", s) for s in SUMMED_FROM)
     with h5py.File(exp.raw_stack(ScanRef("pentacene-SiO2", "as-grown", SUMMED), "f1")) as s, \
-            h5py.File(exp.raw_stack(s001, "f1")) as a, \
-            h5py.File(exp.raw_stack(ScanRef("pentacene-SiO2", "as-grown", "s002"), "f1")) as b:
+            h5py.File(exp.raw_stack(first, "f1")) as a, \
+            h5py.File(exp.raw_stack(second, "f1")) as b:
         np.testing.assert_array_equal(s["entry/data/data"][1],
                                       a["entry/data/data"][1].astype(np.int64)
                                       + b["entry/data/data"][1])
+    # imported from a SPEC file with CBF folders and from an Eiger-style master file
+    assert "s002 create 1 entry, 4 image file(s) stacked" in result.stdout
+    assert "s004 create 1 entry, linked" in result.stdout
+    with h5py.File(exp.scan_file(ScanRef("pentacene-SiO2", "as-grown", "s002"))) as f:
+        assert list(f["f1/instrument/goniometer/incidence_angle_per_frame"][()]) == \
+            [0.08, 0.12, 0.16, 0.20]
     # the status command works on it with the demo's own settings
     monkeypatch.setenv("NXGID_HOME", str(site.parent))
     status = nxgid("status", cwd=exp.root)

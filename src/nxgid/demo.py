@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nxgid.demo_conversion import INCIDENCE_DEG, ConversionReport, run_conversion
-from nxgid.demo_setup import SetupReport, build_setup
+from nxgid.demo_setup import BEAMLINE_SETTINGS, SetupReport, build_setup
 from nxgid.errors import ExistsError
 from nxgid.experiment.layout import Experiment
 from nxgid.experiment.logbook import attach, detach
@@ -40,14 +40,14 @@ log = logging.getLogger("nxgid.demo")
 MARKER = ".nxgid-demo"
 EXPERIMENT = "gid-demo-2026"
 
-#: sample -> label -> scan -> (temperature in K, number of entries)
+#: sample -> label -> scan -> (temperature in K, number of entries): what the demo's
+#: raw tree holds and the import makes (see nxgid.demo_setup).
 PLAN: dict[str, dict[str, dict[str, tuple[float, int]]]] = {
     "pentacene-SiO2": {
-        "as-grown": {"s001": (295.0, 2), "s002": (295.0, 2)},
-        "anneal-150C": {"s003": (423.0, 2)},
+        "as-grown": {"s001": (295.0, 1), "s002": (295.0, 1), "s003": (295.0, 1)},
     },
     "P3HT-blend": {
-        "rt": {"s004": (295.0, 2)},
+        "rt": {"s004": (295.0, 1)},
     },
 }
 
@@ -103,6 +103,7 @@ def build_demo(directory: Path, *, overwrite: bool = False,
         "configuration": {"wavelength_A": "0.9537", "distance_mm": "285.0",
                           "detector": "Pilatus2M", "incidence_angle_deg": "0.15",
                           "polarization_factor": "0.99"},
+        "beamline": BEAMLINE_SETTINGS,
     })
     site = load_effective(site_file)
     raw = directory / "raw" / EXPERIMENT
@@ -120,7 +121,7 @@ def build_demo(directory: Path, *, overwrite: bool = False,
             for label in labels:
                 new_sample(experiment, sample, label)
         timings["samples"] = time.perf_counter() - start
-        setup = build_setup(experiment, site.settings, raw, PLAN, say)
+        setup = build_setup(experiment, site.settings, raw, say)
         timings.update(setup.timings_s)
         say("database")
         with open_database(experiment, site_path=site_file) as database:
@@ -128,7 +129,7 @@ def build_demo(directory: Path, *, overwrite: bool = False,
             status = scan_status(database)
         timings["database"] = time.perf_counter() - start
         say("reciprocal-space conversion")
-        jobs = [*setup.stacks[:3], (setup.summed, "f1", (INCIDENCE_DEG,))]
+        jobs = [*setup.stacks, (setup.summed, "f1", (INCIDENCE_DEG,))]
         conversion = run_conversion(directory, experiment, site.settings, jobs,
                                     setup.poni, setup.mask_file)
         timings["conversion"] = time.perf_counter() - start

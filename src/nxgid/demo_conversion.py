@@ -155,14 +155,17 @@ def run_conversion(directory: Path, experiment, settings, jobs, poni: Path,
             metadata.write_text(SAMPLE_YAML.replace("pentacene-SiO2", ref.sample))
         tick = time.perf_counter()
         raw = experiment.raw_stack(ref, entry)
+        logged = _logged(experiment, ref, entry)
+        angles = tuple(logged.pop("incidence_angle", angles))  # the beamline's, if logged
         summary = run_convert(ConvertJob(
             inputs=[str(raw)], output=experiment.reduced_file(ref, entry), poni=poni,
             targets=specs, incidence_deg=list(angles), corrections=corrections,
             mask=mask_file, metadata_file=metadata, title=f"{ref} {entry}",
             source_name=inst.source, source_type=inst.source_type,
             instrument_name=inst.instrument, cache_dir=cache,
-            variables={name: ([value], unit) for name, (value, unit)
-                       in scan_variables(experiment, ref).items()}))
+            variables={**{name: ([value], unit) for name, (value, unit)
+                          in scan_variables(experiment, ref).items()},
+                       **{name: (values, unit) for name, (values, unit) in logged.items()}}))
         what = "incidence scan" if len(angles) > 1 else f"{summary.frames} frames"
         timings[f"convert {ref}/{entry} ({what})"] = time.perf_counter() - tick
         files.append(summary.output)
@@ -188,6 +191,24 @@ def run_conversion(directory: Path, experiment, settings, jobs, poni: Path,
         results={name: r.intensity.shape for name, r in {**results, **variants}.items()},
         spots=spots, timings_s=timings, corrections=corrections.describe(), files=files,
         validation=validate_files(files))
+
+
+def _logged(experiment, ref, entry: str) -> dict:
+    """Per-frame values the beamline import wrote into the scan file: incidence angles
+    (degrees) and temperature (K); what is not logged is absent. (Monitor normalisation
+    is a choice of the reduction recipe, not made here.)"""
+    import h5py
+
+    found: dict = {}
+    with h5py.File(experiment.scan_file(ref), "r") as root:
+        group = root[entry]
+        angle = group.get("instrument/goniometer/incidence_angle_per_frame")
+        if angle is not None:
+            found["incidence_angle"] = [float(a) for a in angle[()]]
+        temperature = group.get("sample/temperature")
+        if temperature is not None and temperature.shape != ():
+            found["temperature"] = ([float(v) for v in temperature[()]], "K")
+    return found
 
 
 def _read_raw(path: Path) -> np.ndarray:

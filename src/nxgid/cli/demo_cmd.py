@@ -46,8 +46,13 @@ def demo(directory: Path, overwrite: bool) -> None:
                   f"({setup.configuration.relative_to(exp.root)}):")
         for line in [*setup.calibration, *setup.mask]:
             out.print(f"  {line}")
-        out.print(f"  raw CBF series stacked into {len(setup.stacks)} scan entries; "
-                  f"{setup.summed} = sum of its scans")
+        out.print(f"\nimported from the raw tree ({setup.spec_file.name} with CBF folders, "
+                  "an Eiger-style HDF5 scan) by the spec and hdf5 beamlines:")
+        for line in setup.imports:
+            out.print(f"  {line}")
+        for warning in setup.warnings:
+            out.print(f"  warning: {warning}")
+        out.print(f"  {setup.summed} = sum of its scans")
     conv = report.conversion
     if conv is not None:
         out.print(f"\nreciprocal space (geometry {conv.poni.name}, corrections: "
