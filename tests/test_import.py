@@ -42,6 +42,16 @@ def _cbf_folder(folder, frames):
         fabio.cbfimage.CbfImage(data=frame).write(str(folder / f"img_{index + 1:04d}.cbf"))
 
 
+def _snapshot(folder):
+    """Every path under *folder* with its size, modification time and content hash."""
+    import hashlib
+
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns,
+                                            hashlib.sha256(path.read_bytes()).hexdigest()
+                                            if path.is_file() else "")
+            for path in sorted(folder.rglob("*"))}
+
+
 def test_builtin_beamlines_are_discovered(nxgid):
     from nxgid.beamlines.base import discover, get_beamline
     from nxgid.errors import NxgidError
@@ -67,6 +77,7 @@ def test_import_image_folders_dry_run_idempotent_and_read_only(beamtime, nxgid):
         for name in files:
             os.chmod(os.path.join(path, name), stat.S_IRUSR)
     E = ["-E", str(experiment.root)]
+    before = _snapshot(raw)  # tests run as root, where chmod alone proves nothing
     try:
         dry = nxgid([*E, "import", "film", "rt", "--config", "gid", "--dry-run"])
         assert dry.exit_code == 0, dry.output
@@ -82,6 +93,7 @@ def test_import_image_folders_dry_run_idempotent_and_read_only(beamtime, nxgid):
                 assert f["entry/import/beamline"][()].decode() == "images"
         again = nxgid([*E, "import", "film", "rt", "--config", "gid"])
         assert again.stdout.count("unchanged") == 2
+        assert _snapshot(raw) == before  # nothing in the raw tree was written or added
     finally:
         for path, _dirs, files in os.walk(raw):
             os.chmod(path, stat.S_IRWXU)
