@@ -42,6 +42,7 @@ import numpy as np
 from nxgid import nexus_names as nx
 from nxgid.errors import ExistsError, MissingError, NxgidError
 from nxgid.images import FrameOrigin, ImageSeries, open_series
+from nxgid.nexus.h5 import nx_group
 from nxgid.nexus.writer import (
     TEXT_BYTES,
     committed_frames,
@@ -224,10 +225,6 @@ def _resumable(handle: h5py.File, record: str, series: ImageSeries) -> bool:
         return False
 
 
-def _group(parent: h5py.Group, name: str, nx_class: str) -> h5py.Group:
-    group = parent.create_group(name)
-    group.attrs["NX_class"] = nx_class
-    return group
 
 
 def _create_layout(handle: h5py.File, record: str, series: ImageSeries) -> None:
@@ -238,11 +235,11 @@ def _create_layout(handle: h5py.File, record: str, series: ImageSeries) -> None:
                          "creator": f"nxgid {__version__}",
                          "HDF5_Version": h5py.version.hdf5_version,
                          "h5py_version": h5py.version.version})
-    entry = _group(handle, "entry", "NXentry")
+    entry = nx_group(handle, "entry", "NXentry")
     entry.attrs["default"] = nx.DATA
     entry.create_dataset("program_name", data=np.bytes_(b"nxgid stack"))
     entry["program_name"].attrs["version"] = __version__
-    data = _group(entry, nx.DATA, "NXdata")
+    data = nx_group(entry, nx.DATA, "NXdata")
     data.attrs.update({"signal": "data", "axes": [nx.FRAME_AXIS, ".", "."],
                        f"{nx.FRAME_AXIS}_indices": 0})
     rows, cols = series.shape
@@ -260,10 +257,10 @@ def _create_layout(handle: h5py.File, record: str, series: ImageSeries) -> None:
     data.create_dataset(SOURCE_FILE, shape=(0,), maxshape=(None,), chunks=(256,),
                         dtype=h5py.string_dtype("utf-8", TEXT_BYTES), compression="gzip",
                         compression_opts=4).attrs["long_name"] = "source file of each frame"
-    detector = _group(_group(entry, nx.INSTRUMENT, "NXinstrument"), nx.DETECTOR,
+    detector = nx_group(nx_group(entry, nx.INSTRUMENT, "NXinstrument"), nx.DETECTOR,
                       "NXdetector")
     detector["data"] = signal
-    note = _group(entry, INPUTS_NOTE, "NXnote")
+    note = nx_group(entry, INPUTS_NOTE, "NXnote")
     note.create_dataset("type", data=np.bytes_(b"application/json"))
     note.create_dataset("description", data=np.bytes_(
         b"input files (size, mtime), dataset and frame selection of this stack"))

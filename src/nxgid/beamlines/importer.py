@@ -124,8 +124,9 @@ def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLo
                 overwrite: bool) -> None:
     import h5py
 
-    from nxgid.experiment.configuration import _group, _scalar, rewrite
+    from nxgid.experiment.configuration import rewrite
     from nxgid.experiment.scans import new_scan
+    from nxgid.nexus.h5 import nx_field, nx_group
     from nxgid.stack import stack_images
 
     variables = {}
@@ -139,13 +140,13 @@ def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLo
         else:
             stack_images([str(f) for f in files], target, overwrite=overwrite)
     with rewrite(path) as root:
-        record = _group(root["entry"], IMPORT_GROUP, "NXcollection")
-        _scalar(record, "beamline", beamline.name)
-        _scalar(record, "fingerprint", print_)
+        record = nx_group(root["entry"], IMPORT_GROUP, "NXcollection")
+        nx_field(record, "beamline", beamline.name)
+        nx_field(record, "fingerprint", print_)
         for key, value in raw.source.items():
-            _scalar(record, key, str(value))
+            nx_field(record, key, str(value))
         if logs.start_time:
-            _scalar(root["entry"], "start_time", logs.start_time)
+            nx_field(root["entry"], "start_time", logs.start_time)
         for entry in raw.entries:
             _write_logs(root[entry], logs)
     del h5py
@@ -196,29 +197,29 @@ def _link_stack(target: Path, master: Path) -> None:
 
 
 def _write_logs(entry, logs: ScanLogs) -> None:
-    from nxgid.experiment.configuration import _group, _scalar
+    from nxgid.nexus.h5 import nx_field, nx_group
 
     if logs.monitor:
-        monitor = _group(entry, "monitor", "NXmonitor")
-        _scalar(monitor, "mode", "timer" if logs.counting_time_s else "monitor")
-        _scalar(monitor, "preset", float(logs.counting_time_s[0]) if logs.counting_time_s
+        monitor = nx_group(entry, "monitor", "NXmonitor")
+        nx_field(monitor, "mode", "timer" if logs.counting_time_s else "monitor")
+        nx_field(monitor, "preset", float(logs.counting_time_s[0]) if logs.counting_time_s
                 else float(logs.monitor[0]), "s" if logs.counting_time_s else None)
-        _scalar(monitor, "integral", float(np.sum(logs.monitor)), "counts")
-        _scalar(monitor, "data", np.asarray(logs.monitor, dtype=np.float64), "counts")
+        nx_field(monitor, "integral", float(np.sum(logs.monitor)), "counts")
+        nx_field(monitor, "data", np.asarray(logs.monitor, dtype=np.float64), "counts")
     instrument = entry["instrument"]
-    goniometer = _group(instrument, "goniometer", "NXcollection")
+    goniometer = nx_group(instrument, "goniometer", "NXcollection")
     for name, values in logs.angles_deg.items():
-        _scalar(goniometer, f"{name}_per_frame", np.asarray(values, np.float64), "degree")
+        nx_field(goniometer, f"{name}_per_frame", np.asarray(values, np.float64), "degree")
     if logs.counting_time_s:
-        _scalar(goniometer, "counting_time", np.asarray(logs.counting_time_s, np.float64),
+        nx_field(goniometer, "counting_time", np.asarray(logs.counting_time_s, np.float64),
                 "s")
     if logs.temperature_K:
-        _scalar(entry["sample"], "temperature", np.asarray(logs.temperature_K, np.float64),
+        nx_field(entry["sample"], "temperature", np.asarray(logs.temperature_K, np.float64),
                 "K")
     for name, (values, unit) in logs.variables.items():
-        _scalar(entry["sample"], name, np.asarray(values, np.float64), unit or None)
+        nx_field(entry["sample"], name, np.asarray(values, np.float64), unit or None)
     if logs.table:
-        table = _group(instrument, "logs", "NXcollection")
+        table = nx_group(instrument, "logs", "NXcollection")
         for name, values in logs.table.items():
             safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in name) or "column"
-            _scalar(table, safe, np.asarray(values, dtype=np.float64))
+            nx_field(table, safe, np.asarray(values, dtype=np.float64))

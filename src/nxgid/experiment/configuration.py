@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nxgid.errors import ExistsError, MissingError, NxgidError
+from nxgid.nexus.h5 import nx_field, nx_group
 from nxgid.units import wavelength_A_to_energy_keV
 
 #: Per-position (entry) values and their NeXus names and units.
@@ -176,39 +177,28 @@ def rewrite(path: Path, *, new: bool = False) -> Iterator:
         partial.unlink(missing_ok=True)
 
 
-def _scalar(group, name: str, value, units: str | None = None):
-    if name in group:
-        del group[name]
-    dataset = group.create_dataset(name, data=value)
-    if units:
-        dataset.attrs["units"] = units
-    return dataset
 
 
-def _group(parent, name: str, nx_class: str):
-    group = parent.require_group(name)
-    group.attrs["NX_class"] = nx_class
-    return group
 
 
 def write_detector(detector, geometry, pixel_mask: np.ndarray | None) -> None:
     """The NXdetector fields of a geometry (lengths in m, angles in degree and rad)."""
     pixel_rows_m, pixel_cols_m = geometry.pixel_size_m
-    _scalar(detector, "description", str(geometry.detector.name))
-    _scalar(detector, "distance", geometry.distance_m, "m")
-    _scalar(detector, "x_pixel_size", pixel_cols_m, "m")
-    _scalar(detector, "y_pixel_size", pixel_rows_m, "m")
+    nx_field(detector, "description", str(geometry.detector.name))
+    nx_field(detector, "distance", geometry.distance_m, "m")
+    nx_field(detector, "x_pixel_size", pixel_cols_m, "m")
+    nx_field(detector, "y_pixel_size", pixel_rows_m, "m")
     fit2d = geometry.pyfai.getFit2D()
-    _scalar(detector, "beam_center_x", float(fit2d["centerX"]) * pixel_cols_m, "m")
-    _scalar(detector, "beam_center_y", float(fit2d["centerY"]) * pixel_rows_m, "m")
+    nx_field(detector, "beam_center_x", float(fit2d["centerX"]) * pixel_cols_m, "m")
+    nx_field(detector, "beam_center_y", float(fit2d["centerY"]) * pixel_rows_m, "m")
     # the PONI itself: not NXdetector fields, so in a collection validators leave alone
-    pyfai = _group(detector, PYFAI, "NXcollection")
+    pyfai = nx_group(detector, PYFAI, "NXcollection")
     poni1, poni2 = geometry.poni_m
-    _scalar(pyfai, "poni1", poni1, "m")
-    _scalar(pyfai, "poni2", poni2, "m")
+    nx_field(pyfai, "poni1", poni1, "m")
+    nx_field(pyfai, "poni2", poni2, "m")
     for index, value in enumerate(geometry.rotations_rad, start=1):
-        _scalar(pyfai, f"rot{index}", value, "rad")
-    _scalar(pyfai, "orientation", int(getattr(geometry.detector, "orientation", 0) or 0))
+        nx_field(pyfai, f"rot{index}", value, "rad")
+    nx_field(pyfai, "orientation", int(getattr(geometry.detector, "orientation", 0) or 0))
     if pixel_mask is not None:
         if "pixel_mask" in detector:
             del detector["pixel_mask"]
@@ -246,20 +236,20 @@ def write_configuration(path: Path, spec: ConfigurationSpec, *, overwrite: bool 
     with rewrite(path, new=True) as root:
         root.attrs["NX_class"] = "NXroot"
         root.attrs["default"] = "f1"
-        entry = _group(root, "entry", "NXentry")
-        _scalar(entry, "title", f"configuration {spec.name}")
-        _scalar(entry, "configuration", spec.name)
-        instrument = _group(entry, "instrument", "NXinstrument")
-        _scalar(instrument, "name", spec.instrument_name or "unknown")
-        source = _group(instrument, "source", "NXsource")
-        _scalar(source, "type", spec.source_type)
+        entry = nx_group(root, "entry", "NXentry")
+        nx_field(entry, "title", f"configuration {spec.name}")
+        nx_field(entry, "configuration", spec.name)
+        instrument = nx_group(entry, "instrument", "NXinstrument")
+        nx_field(instrument, "name", spec.instrument_name or "unknown")
+        source = nx_group(instrument, "source", "NXsource")
+        nx_field(source, "type", spec.source_type)
         if spec.source_name:
-            _scalar(source, "name", spec.source_name)
-        _scalar(source, "probe", spec.source_probe)
-        mono = _group(instrument, "monochromator", "NXmonochromator")
-        _scalar(mono, "wavelength", spec.wavelength_A, "angstrom")
-        _scalar(mono, "energy", wavelength_A_to_energy_keV(spec.wavelength_A), "keV")
-        detector = _group(instrument, "detector", "NXdetector")
+            nx_field(source, "name", spec.source_name)
+        nx_field(source, "probe", spec.source_probe)
+        mono = nx_group(instrument, "monochromator", "NXmonochromator")
+        nx_field(mono, "wavelength", spec.wavelength_A, "angstrom")
+        nx_field(mono, "energy", wavelength_A_to_energy_keV(spec.wavelength_A), "keV")
+        detector = nx_group(instrument, "detector", "NXdetector")
         write_detector(detector, geometry, mask)
         for index, position in enumerate(spec.positions, start=1):
             _write_position(root, _entry_name(index), position, geometry)
@@ -288,7 +278,7 @@ def sync_positions(root) -> None:
             if group in instrument:
                 del instrument[group]
             root.copy(master[group], instrument, name=group)
-        _scalar(instrument, "name", master["name"][()])
+        nx_field(instrument, "name", master["name"][()])
         detector = instrument["detector"]
         for field, item in master["detector"].items():
             if field == "pixel_mask":
@@ -297,7 +287,7 @@ def sync_positions(root) -> None:
                 detector[field] = item  # hard link: one mask
                 item.attrs["target"] = item.name
             elif isinstance(item, h5py.Dataset):
-                _scalar(detector, field, item[()], item.attrs.get("units"))
+                nx_field(detector, field, item[()], item.attrs.get("units"))
             elif field == PYFAI:
                 if field in detector:
                     del detector[field]
@@ -309,17 +299,17 @@ def sync_positions(root) -> None:
 def _write_position(root, name: str, position: Position, geometry) -> None:
     import h5py
 
-    entry = _group(root, name, "NXentry")
+    entry = nx_group(root, name, "NXentry")
     entry.attrs["default"] = "data"
-    _scalar(entry, "definition", "NXsas")
-    instrument = _group(entry, "instrument", "NXinstrument")
+    nx_field(entry, "definition", "NXsas")
+    instrument = nx_group(entry, "instrument", "NXinstrument")
     # every per-position value, in a collection (NXsas has no names for them)
-    goniometer = _group(instrument, "goniometer", "NXcollection")
+    goniometer = nx_group(instrument, "goniometer", "NXcollection")
     for key, (field, units) in POSITION_FIELDS.items():
-        _scalar(goniometer, field, getattr(position, key), units)
-    detector = _group(instrument, "detector", "NXdetector")
-    _scalar(detector, "frame_time", 1.0 / position.frame_rate_hz, "s")
-    data = _group(entry, "data", "NXdata")
+        nx_field(goniometer, field, getattr(position, key), units)
+    detector = nx_group(instrument, "detector", "NXdetector")
+    nx_field(detector, "frame_time", 1.0 / position.frame_rate_hz, "s")
+    data = nx_group(entry, "data", "NXdata")
     data.attrs["signal"] = "data"
     data["data"] = h5py.ExternalLink(f"{name}.h5", "/entry/data/data")
 
@@ -388,9 +378,9 @@ def set_geometry(path: Path, geometry, *, mask: np.ndarray | None = None,
         entry = root["entry"]
         detector = entry["instrument/detector"]
         write_detector(detector, geometry, mask)
-        _scalar(entry["instrument/monochromator"], "wavelength", geometry.wavelength_A,
+        nx_field(entry["instrument/monochromator"], "wavelength", geometry.wavelength_A,
                 "angstrom")
-        _scalar(entry["instrument/monochromator"], "energy",
+        nx_field(entry["instrument/monochromator"], "energy",
                 wavelength_A_to_energy_keV(geometry.wavelength_A), "keV")
         if calibration is not None:
             from nxgid.calibration import write_calibration

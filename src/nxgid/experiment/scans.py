@@ -20,13 +20,12 @@ import numpy as np
 
 from nxgid.errors import ExistsError, MissingError, NxgidError
 from nxgid.experiment.configuration import (
-    _group,
-    _scalar,
     position_entries,
     rewrite,
     sync_positions,
 )
 from nxgid.experiment.layout import Experiment, ScanRef
+from nxgid.nexus.h5 import nx_field, nx_group
 
 #: Where a scan file records its configuration and the geometry hash it was made with.
 CONFIGURATION_FIELD = "configuration"
@@ -76,22 +75,22 @@ def new_scan(experiment: Experiment, ref: ScanRef, configuration: str, *,
         for name in source:
             source.copy(source[name], root, name=name)
         entry = root["entry"]
-        _scalar(entry, "title", f"{ref}")
-        _scalar(entry, CONFIGURATION_FIELD, configuration)
-        _scalar(entry, GEOMETRY_HASH_FIELD, geometry_hash(source))
+        nx_field(entry, "title", f"{ref}")
+        nx_field(entry, CONFIGURATION_FIELD, configuration)
+        nx_field(entry, GEOMETRY_HASH_FIELD, geometry_hash(source))
         if summed_from:
-            _scalar(entry, SUMMED_FROM_FIELD, list(summed_from))
+            nx_field(entry, SUMMED_FROM_FIELD, list(summed_from))
         for name in position_entries(root):
             link = h5py.ExternalLink(experiment.raw_link(ref, name), "/entry/data/data")
             for group in (f"{name}/data", f"{name}/instrument/detector"):
                 if "data" in root[group]:
                     del root[group]["data"]
                 root[group]["data"] = link
-            _scalar(root[name], "title", f"{ref} {name}")
-            sample = _group(root[name], "sample", "NXsample")
-            _scalar(sample, "name", ref.sample)
+            nx_field(root[name], "title", f"{ref} {name}")
+            sample = nx_group(root[name], "sample", "NXsample")
+            nx_field(sample, "name", ref.sample)
             for variable, (value, unit) in (variables or {}).items():
-                _scalar(sample, variable, float(value), unit or None)
+                nx_field(sample, variable, float(value), unit or None)
     return path
 
 
@@ -195,8 +194,8 @@ def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
             if "data" in detector:
                 del detector["data"]
             detector["data"] = h5py.ExternalLink(link.filename, link.path)
-        _scalar(root["entry"], GEOMETRY_HASH_FIELD, geometry_hash(source))
-        _scalar(root["entry"], "refreshed", now_iso())
+        nx_field(root["entry"], GEOMETRY_HASH_FIELD, geometry_hash(source))
+        nx_field(root["entry"], "refreshed", now_iso())
     return True
 
 
@@ -279,9 +278,9 @@ def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[s
             with h5py.File(partial, "w") as out:
                 out.attrs["NX_class"] = "NXroot"
                 out.attrs["default"] = "entry"
-                group = _group(out, "entry", "NXentry")
+                group = nx_group(out, "entry", "NXentry")
                 group.attrs["default"] = "data"
-                data = _group(group, "data", "NXdata")
+                data = nx_group(group, "data", "NXdata")
                 data.attrs["signal"] = "data"
                 stack = data.create_dataset("data", shape=datasets[0].shape, dtype=dtype,
                                             chunks=(1, *datasets[0].shape[1:]),
@@ -294,7 +293,7 @@ def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[s
                             if "monitor" in s["entry/data"]]
                 if len(monitors) == len(sources):
                     data.create_dataset("monitor", data=np.sum(monitors, axis=0))
-                _scalar(group, SUMMED_FROM_FIELD,
+                nx_field(group, SUMMED_FROM_FIELD,
                         [str(experiment.raw_stack(r, entry.name)) for r in refs])
             partial.replace(output)
         finally:

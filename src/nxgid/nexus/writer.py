@@ -45,6 +45,7 @@ from nxgid import nexus_names as nx
 from nxgid.conversion.result import Result
 from nxgid.errors import ExistsError, NxgidError
 from nxgid.geometry.detector import DetectorGeometry
+from nxgid.nexus.h5 import nx_field, nx_group
 from nxgid.units import NEXUS_UNITS, wavelength_A_to_energy_keV
 
 WriteMode = Literal["create", "append", "overwrite"]
@@ -340,22 +341,8 @@ class NexusWriter:
 
 # --- entry creation ------------------------------------------------------------------
 
-def _group(parent, name: str, nx_class: str):
-    group = parent.require_group(name)
-    group.attrs["NX_class"] = nx_class
-    return group
 
 
-def _scalar(group, name: str, value, units: str | None = None, **attrs):
-    if isinstance(value, str):
-        dataset = group.create_dataset(name, data=value)
-    else:
-        dataset = group.create_dataset(name, data=np.asarray(value))
-    if units is not None:
-        dataset.attrs["units"] = units
-    for key, attr in attrs.items():
-        dataset.attrs[key] = attr
-    return dataset
 
 
 def _growable(group, name: str, example: np.ndarray, compression: dict, *,
@@ -392,20 +379,20 @@ def _axis_unit(axis) -> str:
 
 def _create_entry(root, name: str, result: Result, metadata: EntryMetadata, signature: str,
                   compression: dict):
-    entry = _group(root, name, "NXentry")
+    entry = nx_group(root, name, "NXentry")
     entry.attrs["default"] = nx.DATA
-    _scalar(entry, "definition", nx.DEFINITION, version=nx.DEFINITION_VERSION)
+    nx_field(entry, "definition", nx.DEFINITION, version=nx.DEFINITION_VERSION)
     title = metadata.title or getattr(metadata.experiment, "title", None) or \
         nx.RESULT_DESCRIPTIONS.get(result.name, result.name)
-    _scalar(entry, "title", title)
-    _scalar(entry, "start_time", "")  # set by the first append
-    _scalar(entry, "end_time", "")
+    nx_field(entry, "title", title)
+    nx_field(entry, "start_time", "")  # set by the first append
+    nx_field(entry, "end_time", "")
     gid = result.process.get("sample", {}).get("mode", "gid") == "gid"
 
     instrument = _write_instrument(entry, metadata.instrument, gid=gid)
     _write_sample(entry, metadata)
     _write_process(entry, result, metadata, signature)
-    analysis = _group(entry, nx.ANALYSIS, "NXcollection")
+    analysis = nx_group(entry, nx.ANALYSIS, "NXcollection")
     analysis.attrs["description"] = (
         "results of later analysis steps (e.g. peak tables), one table per kind with a "
         f"'{nx.FRAME_AXIS}' column; see docs/nexus-format.md")
@@ -414,14 +401,14 @@ def _create_entry(root, name: str, result: Result, metadata: EntryMetadata, sign
 
         write_experiment(entry, metadata.experiment)
 
-    data = _group(entry, nx.DATA, "NXdata")
+    data = nx_group(entry, nx.DATA, "NXdata")
     axes = list(reversed(result.axes))  # (y, x) for maps, (x,) for profiles
     data.attrs["signal"] = result.name
     data.attrs["axes"] = [nx.FRAME_AXIS, *(a.name for a in axes)]
     data.attrs[f"{nx.FRAME_AXIS}_indices"] = 0
     for position, axis in enumerate(axes, start=1):
         data.attrs[f"{axis.name}_indices"] = position
-        values = _scalar(data, axis.name, axis.centres.astype(np.float64),
+        values = nx_field(data, axis.name, axis.centres.astype(np.float64),
                          units=_axis_unit(axis))
         values.attrs["long_name"] = \
             f"{nx.AXIS_DESCRIPTIONS.get(axis.name, axis.name)} ({_axis_unit(axis)})"
@@ -453,85 +440,85 @@ def _create_entry(root, name: str, result: Result, metadata: EntryMetadata, sign
 
 def _write_instrument(entry, info: InstrumentInfo, *, gid: bool):
     geometry = info.geometry
-    instrument = _group(entry, nx.INSTRUMENT, "NXinstrument")
-    _scalar(instrument, "name", info.name)
-    source = _group(instrument, nx.SOURCE, "NXsource")
-    _scalar(source, "type", info.source_type)
+    instrument = nx_group(entry, nx.INSTRUMENT, "NXinstrument")
+    nx_field(instrument, "name", info.name)
+    source = nx_group(instrument, nx.SOURCE, "NXsource")
+    nx_field(source, "type", info.source_type)
     if info.source_name:
-        _scalar(source, "name", info.source_name)
-    _scalar(source, "probe", info.source_probe)
-    mono = _group(instrument, nx.MONOCHROMATOR, "NXmonochromator")
-    _scalar(mono, "wavelength", geometry.wavelength_A, NEXUS_UNITS["angstrom"])
-    _scalar(mono, "energy", wavelength_A_to_energy_keV(geometry.wavelength_A),
+        nx_field(source, "name", info.source_name)
+    nx_field(source, "probe", info.source_probe)
+    mono = nx_group(instrument, nx.MONOCHROMATOR, "NXmonochromator")
+    nx_field(mono, "wavelength", geometry.wavelength_A, NEXUS_UNITS["angstrom"])
+    nx_field(mono, "energy", wavelength_A_to_energy_keV(geometry.wavelength_A),
             NEXUS_UNITS["keV"])
-    detector = _group(instrument, nx.DETECTOR, "NXdetector")
+    detector = nx_group(instrument, nx.DETECTOR, "NXdetector")
     name = getattr(geometry.detector, "name", None) or type(geometry.detector).__name__
-    _scalar(detector, "description", str(name))
-    _scalar(detector, "distance", geometry.distance_m, "m",
+    nx_field(detector, "description", str(name))
+    nx_field(detector, "distance", geometry.distance_m, "m",
             long_name="sample to PONI distance (pyFAI dist)")
     pixel_rows_m, pixel_cols_m = geometry.pixel_size_m
-    _scalar(detector, "x_pixel_size", pixel_cols_m, "m")
-    _scalar(detector, "y_pixel_size", pixel_rows_m, "m")
+    nx_field(detector, "x_pixel_size", pixel_cols_m, "m")
+    nx_field(detector, "y_pixel_size", pixel_rows_m, "m")
     fit2d = geometry.pyfai.getFit2D()
-    _scalar(detector, "beam_center_x", float(fit2d["centerX"]) * pixel_cols_m, "m",
+    nx_field(detector, "beam_center_x", float(fit2d["centerX"]) * pixel_cols_m, "m",
             long_name="where the direct beam meets the detector, along the columns, "
                       "from the first pixel's outer edge")
-    _scalar(detector, "beam_center_y", float(fit2d["centerY"]) * pixel_rows_m, "m",
+    nx_field(detector, "beam_center_y", float(fit2d["centerY"]) * pixel_rows_m, "m",
             long_name="where the direct beam meets the detector, along the rows")
     rot1, rot2, rot3 = geometry.rotations_rad
     # pygid's mapping of the pyFAI rotations onto NXdetector angles
-    _scalar(detector, "aequatorial_angle", np.degrees(rot1), "degree")
-    _scalar(detector, "polar_angle", -np.degrees(rot2), "degree")
-    _scalar(detector, "rotation_angle", np.degrees(rot3), "degree")
+    nx_field(detector, "aequatorial_angle", np.degrees(rot1), "degree")
+    nx_field(detector, "polar_angle", -np.degrees(rot2), "degree")
+    nx_field(detector, "rotation_angle", np.degrees(rot3), "degree")
     poni1, poni2 = geometry.poni_m
-    _scalar(detector, "poni1", poni1, "m", long_name="pyFAI PONI along the rows")
-    _scalar(detector, "poni2", poni2, "m", long_name="pyFAI PONI along the columns")
+    nx_field(detector, "poni1", poni1, "m", long_name="pyFAI PONI along the rows")
+    nx_field(detector, "poni2", poni2, "m", long_name="pyFAI PONI along the columns")
     for index, value in enumerate((rot1, rot2, rot3), start=1):
-        _scalar(detector, f"rot{index}", value, "rad", long_name=f"pyFAI rot{index}")
+        nx_field(detector, f"rot{index}", value, "rad", long_name=f"pyFAI rot{index}")
     orientation = int(getattr(geometry.detector, "orientation", 0) or 0)
-    _scalar(detector, "orientation", orientation,
+    nx_field(detector, "orientation", orientation,
             long_name="pyFAI detector orientation (PONI 2.1; 0 or 3: the default)")
     if info.pixel_mask is not None:
         mask = np.asarray(info.pixel_mask, dtype=np.int32)
         detector.create_dataset("pixel_mask", data=mask, compression="gzip",
                                 compression_opts=4, shuffle=True)
-        _scalar(detector, "pixel_mask_applied", True)
+        nx_field(detector, "pixel_mask_applied", True)
     return instrument
 
 
 def _write_sample(entry, metadata: EntryMetadata) -> None:
-    sample = _group(entry, nx.SAMPLE, "NXsample")
+    sample = nx_group(entry, nx.SAMPLE, "NXsample")
     if metadata.sample is not None:
         from nxgid.nexus.metadata import write_sample
 
         write_sample(sample, metadata.sample)
     else:
-        _scalar(sample, "name", "unnamed sample")
+        nx_field(sample, "name", "unnamed sample")
 
 
 def _write_process(entry, result: Result, metadata: EntryMetadata, signature: str) -> None:
     from nxgid import __version__
 
-    process = _group(entry, nx.PROCESS, "NXprocess")
-    _scalar(process, "program", "nxgid")
-    _scalar(process, "version", __version__)
-    _scalar(process, "date", now_iso())
-    _scalar(process, "sequence_index", 1)
-    _scalar(process, "description",
+    process = nx_group(entry, nx.PROCESS, "NXprocess")
+    nx_field(process, "program", "nxgid")
+    nx_field(process, "version", __version__)
+    nx_field(process, "date", now_iso())
+    nx_field(process, "sequence_index", 1)
+    nx_field(process, "description",
             f"{result.name}: {nx.RESULT_DESCRIPTIONS.get(result.name, '')}, converted from "
             f"detector frames by the {result.process.get('method', '?')} method")
-    note = _group(process, nx.PROCESS_CONFIGURATION, "NXnote")
-    _scalar(note, "type", "application/json")
-    _scalar(note, "description", "the full conversion configuration: geometry (pyFAI), "
+    note = nx_group(process, nx.PROCESS_CONFIGURATION, "NXnote")
+    nx_field(note, "type", "application/json")
+    nx_field(note, "description", "the full conversion configuration: geometry (pyFAI), "
             "sample geometry, target axes, corrections, mask, method")
     note.create_dataset("data", data=np.bytes_(_json(result.process).encode()))
-    _scalar(process, nx.PROCESS_CONFIGURATION_HASH, signature,
+    nx_field(process, nx.PROCESS_CONFIGURATION_HASH, signature,
             long_name="SHA-256 of the configuration without per-frame values")
-    corrections = _group(process, nx.PROCESS_CORRECTIONS, "NXcollection")
+    corrections = nx_group(process, nx.PROCESS_CORRECTIONS, "NXcollection")
     for name, record in result.process.get("corrections", {}).items():
         if not isinstance(record, dict):
             continue
-        group = _group(corrections, name, "NXcollection")
+        group = nx_group(corrections, name, "NXcollection")
         for key, value in record.items():
             if value is None:
                 continue
@@ -539,11 +526,11 @@ def _write_process(entry, result: Result, metadata: EntryMetadata, signature: st
             for suffix, nexus_unit in (("_m", "m"), ("_deg", "degree")):
                 if key.endswith(suffix):
                     key, unit = key[: -len(suffix)], nexus_unit
-            _scalar(group, key, value if isinstance(value, (bool, int, float)) else
+            nx_field(group, key, value if isinstance(value, (bool, int, float)) else
                     str(value), unit)
-    inputs = _group(process, nx.PROCESS_INPUTS, "NXcollection")
+    inputs = nx_group(process, nx.PROCESS_INPUTS, "NXcollection")
     for role, value in metadata.inputs.items():
-        _scalar(inputs, role, str(value))
+        nx_field(inputs, role, str(value))
 
 
 # --- appending -----------------------------------------------------------------------
