@@ -15,7 +15,6 @@ bottom edges in, right and top edges out, so a rectangular polygon equals the Re
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,11 +366,6 @@ def write_mask_preview(bits: np.ndarray, image: np.ndarray | None, path: str | P
     ax.set_title(title or f"detector mask, {_size((rows, cols))} pixels (rows×cols)",
                  fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.png")
-    try:
-        fig.savefig(partial, format="png")
-        os.replace(partial, path)  # a reader never sees half a picture
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    from nxgid.plot import save_figure
+
+    return save_figure(fig, path)

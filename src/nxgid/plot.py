@@ -76,12 +76,21 @@ def plot_result(result: Result, path: str | Path, *, frame: int | None = None,
     ax.set_title(title or f"{result.name}: {RESULT_DESCRIPTIONS.get(result.name, '')}\n{what}",
                  fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        fig.savefig(partial)
-        os.replace(partial, path)  # a reader never sees half a picture
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure under a temporary name and rename it into place, so a
+    reader never sees half a picture; the format follows the suffix of *path*."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        fig.savefig(partial)
+        os.replace(partial, path)
+    finally:
         partial.unlink(missing_ok=True)
     return path

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from nxgid.cli.common import console
+from nxgid.cli.common import console, progress_bar
 from nxgid.errors import ExistsError, NxgidError
 
 
@@ -216,19 +215,9 @@ def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, s
         block_frames=block_frames,
         monitor=_numbers(monitor, "--monitor") if monitor else None,
         variables=dict(_variable(text) for text in variables))
-    show_bar = sys.stderr.isatty() if progress is None else progress
     out = console()
-    if show_bar:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        with Progress("converting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=Console(stderr=True)) as bar:
-            task = bar.add_task("convert", total=None)
-            summary = run_convert(job, lambda done, total: bar.update(
-                task, completed=done, total=total))
-    else:
-        summary = run_convert(job)
+    with progress_bar("converting", progress) as report:
+        summary = run_convert(job, report)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0
     out.print(f"{summary.output}: {summary.frames} frame(s) from {summary.files} file(s) in "
               f"{summary.seconds:.1f} s ({rate:.1f} frames/s), "

@@ -3,12 +3,11 @@ raw stacks made from image series, and summed scans."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from nxgid.cli.common import console, experiment_option, pass_state
+from nxgid.cli.common import console, experiment_option, pass_state, progress_bar
 from nxgid.errors import NxgidError
 
 
@@ -202,21 +201,9 @@ def stack(state, images, output, scan_path, entry, dataset, frames, overwrite,
             raise MissingError(f"scan {ref} does not exist: create it with `nxgid scan "
                                f"new {ref.sample} {ref.label} {ref.scan} --config NAME`")
         output = experiment.raw_stack(ref, entry)
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    if show_bar:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress
-
-        with Progress("stacking", BarColumn(), MofNCompleteColumn(),
-                      console=Console(stderr=True)) as bar:
-            task = bar.add_task("stack", total=None)
-            summary = stack_images(list(images), output, dataset=dataset, frames=frames,
-                                   overwrite=overwrite,
-                                   progress=lambda d, t: bar.update(task, completed=d,
-                                                                    total=t))
-    else:
+    with progress_bar("stacking", progress) as report:
         summary = stack_images(list(images), output, dataset=dataset, frames=frames,
-                               overwrite=overwrite)
+                               overwrite=overwrite, progress=report)
     resumed = f" (resumed at frame {summary.resumed_from})" if summary.resumed_from else ""
     console().print(f"{summary.output}: {summary.frames} frame(s) from {summary.files} "
                     f"file(s){resumed}")
