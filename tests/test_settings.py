@@ -57,9 +57,9 @@ def test_round_trip_keeps_every_value(tmp_path):
 
 def test_booleans_are_written_true_false(tmp_path):
     path = tmp_path / "settings.ini"
-    create_site_file(path, {"reduction": {"lorentz": "1", "errors": "no"}})
+    create_site_file(path, {"reduction": {"pixel_splitting": "1", "errors": "no"}})
     text = path.read_text()
-    assert "lorentz = true" in text and "errors = false" in text
+    assert "pixel_splitting = true" in text and "errors = false" in text
     assert "= 1\n" not in text.split("[reduction]")[1].split("[")[0].replace("workers", "")
 
 
@@ -77,6 +77,10 @@ def test_defaults_when_no_file(tmp_path):
     ("server", "workers", "0", "greater than or equal to 1"),
     ("server", "database_url", "oracle://x", "SQLAlchemy URL"),
     ("server", "scheduler", "localhost", "Dask address"),
+    ("server", "max_attempts", "0", "greater than or equal to 1"),
+    ("server", "heartbeat_s", "0", "greater than 0"),
+    ("reduction", "corrections", "lorentz=maybe", "expected none, solid_angle"),
+    ("reduction", "img_gid_q", "q_xy=1:0", "expected MIN < MAX"),
     ("instrument", "source_type", "Synchrotron", "expected one of"),
     ("instrument", "raw_path", "../escape", "relative path"),
     ("reduction", "outputs", "img_gid_q,img_nonsense", "unknown result img_nonsense"),
@@ -85,7 +89,7 @@ def test_defaults_when_no_file(tmp_path):
 def test_invalid_values_name_file_section_key_and_value(tmp_path, section, key, value,
                                                         expected):
     path = tmp_path / "settings.ini"
-    path.write_text(f"[schema]\nversion = 1\n[{section}]\n{key} = {value}\n")
+    path.write_text(f"[schema]\nversion = {SCHEMA_VERSION}\n[{section}]\n{key} = {value}\n")
     with pytest.raises(SettingsError) as info:
         load_effective(path)
     message = str(info.value)
@@ -103,6 +107,21 @@ def test_phi_scan_rule_spans_keys(tmp_path):
     path.write_text("[configuration]\nphi_start_deg = 0\nphi_end_deg = 10\nphi_step_deg = -1\n")
     with pytest.raises(SettingsError, match="wrong way"):
         load_effective(path)
+
+
+def test_heartbeat_timeout_must_exceed_the_heartbeat(tmp_path):
+    path = tmp_path / "settings.ini"
+    path.write_text("[server]\nheartbeat_s = 30\nheartbeat_timeout_s = 20\n")
+    with pytest.raises(SettingsError, match=r"heartbeat_timeout_s = 20\.0 must be more than "
+                                            r"heartbeat_s = 30\.0"):
+        load_effective(path)
+    create_site_file(path, {}, overwrite=True)
+    before = path.read_bytes()
+    with pytest.raises(SettingsError, match="must be more than"):
+        set_value(SettingsFile.read(path), "server", "heartbeat_s", "60")
+    assert path.read_bytes() == before
+    set_value(SettingsFile.read(path), "server", "heartbeat_timeout_s", "120")
+    assert load_effective(path).settings.server.heartbeat_timeout_s == 120.0
 
 
 def test_unknown_keys_are_kept_and_warned(tmp_path, caplog):
@@ -270,9 +289,10 @@ def test_every_key_is_documented():
 def test_cli_init_from_flags_then_show_and_set(nxgid, tmp_path):
     site = Path(tmp_path / "site" / "settings.ini")
     result = nxgid(["settings", "init", "--source", "ESRF", "--instrument", "ID10",
-                    "--wavelength-A", "0.95", "--lorentz", "true"])
+                    "--wavelength-A", "0.95", "--corrections", "lorentz=gid,solid-angle"])
     assert result.exit_code == 0, result.output
     assert site.exists()
+    assert load_effective(site).settings.reduction.corrections == "solid_angle, lorentz=gid"
     again = nxgid("settings init --source X")
     assert again.exit_code == 2 and "--overwrite" in again.stderr
     shown = nxgid("settings show --section configuration")

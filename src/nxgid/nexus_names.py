@@ -82,6 +82,8 @@ PROCESS_CONFIGURATION = "configuration"  # NXnote with the JSON
 PROCESS_CONFIGURATION_HASH = "configuration_sha256"
 PROCESS_CORRECTIONS = "corrections"  # NXcollection, one group per correction
 PROCESS_INPUTS = "inputs"  # NXcollection: poni, mask, dark, flat, sample file, images
+PROCESS_RECIPE = "recipe"  # NXnote with the reduction recipe's JSON (optional)
+PROCESS_RECIPE_HASH = "recipe_sha256"
 
 #: What each result is, for readers and ``nxgid show``.
 RESULT_DESCRIPTIONS: dict[str, str] = {

@@ -187,6 +187,20 @@ class NexusFile:
             note = root[name].get(f"{nx.PROCESS}/{nx.PROCESS_CONFIGURATION}/data")
             return {} if note is None else json.loads(_text(note[()]))
 
+    def recipe(self, entry: str | None = None) -> tuple[dict, str] | None:
+        """The reduction recipe recorded in ``process`` and its SHA-256, or None when the
+        entry was written without one."""
+        name = self._resolve(entry)
+        with self._open() as root:
+            process = root[name].get(nx.PROCESS)
+            if process is None:
+                return None
+            note = process.get(f"{nx.PROCESS_RECIPE}/data")
+            digest = process.get(nx.PROCESS_RECIPE_HASH)
+            if note is None or digest is None:
+                return None
+            return json.loads(_text(note[()])), _text(digest[()])
+
     def instrument(self, entry: str | None = None) -> dict:
         """Scalar instrument values with units: ``{"detector/distance": (0.3, "m"), …}``."""
         name = self._resolve(entry)

@@ -84,6 +84,10 @@ class EntryMetadata:
     experiment: object | None = None  # nxgid.nexus.metadata.ExperimentInfo
     #: Input files by role ("poni", "mask", "dark", "flat", "sample", …).
     inputs: dict[str, str] = field(default_factory=dict)
+    #: The reduction recipe (:meth:`nxgid.recipe.Recipe.as_dict`) the entry was made
+    #: with; recorded in ``process/recipe`` with its hash. Not part of the configuration
+    #: hash that decides whether frames append to an entry.
+    recipe: Mapping[str, object] | None = None
 
 
 @dataclass
@@ -531,6 +535,20 @@ def _write_process(entry, result: Result, metadata: EntryMetadata, signature: st
     inputs = nx_group(process, nx.PROCESS_INPUTS, "NXcollection")
     for role, value in metadata.inputs.items():
         nx_field(inputs, role, str(value))
+    if metadata.recipe is not None:
+        _write_recipe(process, metadata.recipe)
+
+
+def _write_recipe(process, recipe: Mapping[str, object]) -> None:
+    from nxgid.recipe import recipe_hash
+
+    note = nx_group(process, nx.PROCESS_RECIPE, "NXnote")
+    nx_field(note, "type", "application/json")
+    nx_field(note, "description", "the reduction recipe: every [reduction] key of the "
+            "scan's effective settings, as written in settings.ini (nxgid recipe show)")
+    note.create_dataset("data", data=np.bytes_(_json(recipe).encode()))
+    nx_field(process, nx.PROCESS_RECIPE_HASH, recipe_hash(recipe),
+            long_name="SHA-256 of the recipe as canonical JSON (sorted keys, no spaces)")
 
 
 # --- appending -----------------------------------------------------------------------

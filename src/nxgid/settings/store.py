@@ -6,6 +6,11 @@ directory) and an experiment's ``tasks/settings.ini``, copied from the site file
 overridden by the site file, overridden by the experiment file; :class:`Effective`
 remembers where each value came from.
 
+An experiment file may also hold *override sections* ``[reduction SAMPLE]``,
+``[reduction SAMPLE/LABEL]`` and ``[reduction SAMPLE/LABEL/SCAN]``, each with the
+``[reduction]`` keys it changes for that part of the experiment; :mod:`nxgid.recipe`
+layers them. This module recognises, validates key by key and renders them.
+
 Unknown keys and sections are never dropped: they are kept in the file and reported as
 warnings. Writes go to a temporary file that is renamed over the old one, so a crash
 leaves either the old or the new file, never half of one.
@@ -25,11 +30,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nxgid.errors import ExistsError, SettingsError
+from nxgid.errors import ExistsError, InvalidNameError, SettingsError
 from nxgid.settings.model import (
     SCHEMA_VERSION,
     SECTIONS,
     ExperimentInfo,
+    ReductionSettings,
     Section,
     Settings,
     format_value,
@@ -41,6 +47,8 @@ SETTINGS_FILENAME = "settings.ini"
 SCHEMA_SECTION = "schema"
 EXPERIMENT_SECTION = "experiment"
 HOME_ENV = "NXGID_HOME"
+#: The section that override sections ``[reduction SCOPE]`` refine.
+OVERRIDE_SECTION = "reduction"
 
 #: NXRefine (schema 0) section and key names -> nxgid (schema 1).
 _V0_SECTIONS = {"nxrefine": "configuration", "nxreduce": "reduction"}
@@ -53,6 +61,72 @@ _V0_KEYS = {
     },
     "server": {"cores": "workers"},
 }
+
+#: Schema 1 had one boolean [reduction] key per correction; schema 2 has ``corrections``.
+#: Key -> item of ``corrections``; schema 1's defaults for keys a file does not hold.
+_V1_CORRECTIONS = {"solid_angle": "solid_angle", "polarization": "polarization",
+                   "lorentz": "lorentz=gid"}
+_V1_DEFAULTS = {"solid_angle": True, "polarization": True}
+#: Corrections schema 1 switched on without their parameters: dropped, with the item to set.
+_V1_DROPPED = {"air_absorption": "air=L_m[:OFFSET_m]",
+               "sensor_efficiency": "sensor=L_m[:THICKNESS_m]",
+               "film_absorption": "film=THICKNESS_m:L_m",
+               "refraction": "refraction=ALPHA_C_DEG"}
+_V1_KEYS = (*_V1_CORRECTIONS, *_V1_DROPPED)
+_BOOLEANS = {"1": True, "true": True, "t": True, "yes": True, "y": True, "on": True,
+             "0": False, "false": False, "f": False, "no": False, "n": False, "off": False}
+
+
+def parse_scope(scope: str) -> str:
+    """``SAMPLE``, ``SAMPLE/LABEL`` or ``SAMPLE/LABEL/SCAN`` checked against the naming
+    rule (surrounding slashes dropped); "" is the whole experiment. Raises
+    :class:`InvalidNameError`."""
+    from nxgid.experiment.naming import check_name, check_sample_name  # no import cycle
+
+    text = scope.strip().strip("/")
+    if not text:
+        return ""
+    parts = text.split("/")
+    if len(parts) > 3:
+        raise InvalidNameError(f"scope {scope!r}: expected SAMPLE, SAMPLE/LABEL or "
+                               "SAMPLE/LABEL/SCAN")
+    check_sample_name(parts[0])
+    for part, kind in zip(parts[1:], ("label", "scan"), strict=False):
+        check_name(part, kind)
+    return text
+
+
+def override_scope(section: str) -> str | None:
+    """The scope of an override section ``[reduction SCOPE]``; None for any other name."""
+    head, sep, scope = section.partition(" ")
+    if head != OVERRIDE_SECTION or not sep:
+        return None
+    try:
+        scope = parse_scope(scope)
+    except InvalidNameError:
+        return None
+    return scope or None
+
+
+def override_section(scope: str) -> str:
+    """The section name of the overrides for *scope* ("" is ``[reduction]`` itself)."""
+    scope = parse_scope(scope)
+    return f"{OVERRIDE_SECTION} {scope}" if scope else OVERRIDE_SECTION
+
+
+def section_model(section: str) -> type[Section] | None:
+    """The model of a section name, override sections included; None if unknown."""
+    if section == EXPERIMENT_SECTION:
+        return ExperimentInfo
+    if section in SECTIONS:
+        return SECTIONS[section]
+    if override_scope(section) is not None:
+        return ReductionSettings
+    return None
+
+
+def _scope_order(section: str) -> tuple[str, ...]:
+    return tuple((override_scope(section) or "").split("/"))
 
 
 def site_directory() -> Path:
@@ -123,7 +197,7 @@ class SettingsFile:
                 f"settings file {path} has schema version {version}; this nxgid reads up to "
                 f"{SCHEMA_VERSION}: upgrade nxgid")
         if version < SCHEMA_VERSION:
-            values = _migrate(values, version)
+            values = _migrate(values, version, path)
         values.pop(SCHEMA_SECTION, None)
         return cls(path=path, values=values, read_version=version)
 
@@ -144,9 +218,7 @@ class SettingsFile:
     def unknown_keys(self) -> Iterator[tuple[str, str | None]]:
         """(section, key) pairs nxgid does not know; key None for a whole unknown section."""
         for section, items in self.values.items():
-            model = SECTIONS.get(section)
-            if section == EXPERIMENT_SECTION:
-                model = ExperimentInfo
+            model = section_model(section)
             if model is None:
                 yield section, None
                 continue
@@ -161,7 +233,7 @@ class SettingsFile:
             if key is None:
                 messages.append(f"{self.path}: unknown section [{section}] kept, not used")
             else:
-                model = SECTIONS.get(section) or ExperimentInfo
+                model = section_model(section) or ExperimentInfo
                 close = difflib.get_close_matches(key, list(model.model_fields), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 messages.append(f"{self.path}: unknown key [{section}] {key} kept, "
@@ -170,8 +242,15 @@ class SettingsFile:
             _warn_once(message)
         return messages
 
+    def override_sections(self) -> dict[str, str]:
+        """Scope -> name of its override section, shallowest scopes first."""
+        sections = sorted((s for s in self.values if override_scope(s) is not None),
+                          key=_scope_order)
+        return {override_scope(s) or "": s for s in sections}
+
     def render(self) -> str:
-        """The file text: known keys in model order with their documentation, then the rest."""
+        """The file text: known keys in model order with their documentation, then the rest;
+        override sections follow ``[reduction]``."""
         lines = [
             "# nxgid settings. Edit with `nxgid settings set SECTION.KEY VALUE`;",
             "# `nxgid settings show` lists every effective value and where it comes from.",
@@ -179,14 +258,18 @@ class SettingsFile:
             f"[{SCHEMA_SECTION}]",
             f"version = {SCHEMA_VERSION}",
         ]
-        order = [EXPERIMENT_SECTION, *SECTIONS]
+        order = [EXPERIMENT_SECTION]
+        for section in SECTIONS:
+            order.append(section)
+            if section == OVERRIDE_SECTION:
+                order += list(self.override_sections().values())
         order += [s for s in self.values if s not in order]
         for section in order:
             items = self.values.get(section)
             if items is None:
                 continue
             lines += ["", f"[{section}]"]
-            model = ExperimentInfo if section == EXPERIMENT_SECTION else SECTIONS.get(section)
+            model = section_model(section)
             known = [k for k in (model.model_fields if model else []) if k in items]
             for key in known:
                 doc = model.describe(key) if model else ""
@@ -215,7 +298,12 @@ def _warn_once(message: str) -> None:
 def _schema_version(path: Path, values: Mapping[str, Mapping[str, str]]) -> int:
     raw = values.get(SCHEMA_SECTION, {}).get("version")
     if raw is None:
-        return 0 if set(values) & set(_V0_SECTIONS) else SCHEMA_VERSION
+        if set(values) & set(_V0_SECTIONS):
+            return 0
+        reduction = values.get(OVERRIDE_SECTION, {})
+        if "corrections" not in reduction and set(reduction) & set(_V1_KEYS):
+            return 1  # hand-written without [schema], with schema 1's correction switches
+        return SCHEMA_VERSION
     try:
         return int(raw)
     except ValueError:
@@ -223,8 +311,18 @@ def _schema_version(path: Path, values: Mapping[str, Mapping[str, str]]) -> int:
             f"settings file {path}: [schema] version = {raw!r}: expected an integer") from None
 
 
-def _migrate(values: dict[str, dict[str, str]], version: int) -> dict[str, dict[str, str]]:
-    """Upgrade an NXRefine-style (schema 0) file to the current layout."""
+def _migrate(values: dict[str, dict[str, str]], version: int, path: Path
+             ) -> dict[str, dict[str, str]]:
+    """Upgrade an older file to the current layout, one schema step after the other."""
+    if version < 1:
+        values = _migrate_v0(values)
+    if version < 2:
+        values = _migrate_v1(values, path)
+    return values
+
+
+def _migrate_v0(values: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """NXRefine's layout (schema 0) → schema 1."""
     migrated: dict[str, dict[str, str]] = {}
     for section, items in values.items():
         target = _V0_SECTIONS.get(section, section)
@@ -236,6 +334,39 @@ def _migrate(values: dict[str, dict[str, str]], version: int) -> dict[str, dict[
                 value = "true" if value.strip() == "1" else "false"
             out[new_key] = value
     return migrated
+
+
+def _migrate_v1(values: dict[str, dict[str, str]], path: Path) -> dict[str, dict[str, str]]:
+    """Schema 1 → 2: the boolean correction keys of [reduction] become ``corrections``.
+
+    Keys the file does not hold take schema 1's defaults (solid angle and polarization
+    on). Corrections that need parameters schema 1 never recorded (air, sensor, film,
+    refraction) are dropped with a warning naming the ``corrections`` item to set. A value
+    that is not a boolean is kept as an (unknown, reported) key.
+    """
+    reduction = values.get(OVERRIDE_SECTION)
+    if not reduction or not set(reduction) & set(_V1_KEYS):
+        return values
+    reduction = dict(reduction)
+    switches = dict(_V1_DEFAULTS)
+    for key in _V1_KEYS:
+        if key not in reduction:
+            continue
+        on = _BOOLEANS.get(reduction[key].strip().lower())
+        if on is None:
+            continue
+        del reduction[key]
+        switches[key] = on
+    items = [item for key, item in _V1_CORRECTIONS.items() if switches.get(key)]
+    if "corrections" not in reduction:
+        reduction["corrections"] = ", ".join(items) or "none"
+    for key, item in _V1_DROPPED.items():
+        if switches.get(key):
+            _warn_once(f"{path}: [reduction] {key} = true dropped when reading settings "
+                       f"schema 1 (its parameters were never recorded): add {item} to "
+                       "[reduction] corrections, e.g. `nxgid recipe set corrections "
+                       f"\"{reduction['corrections']}, {item}\"`")
+    return {**values, OVERRIDE_SECTION: reduction}
 
 
 def _is_bool_field(section: str, key: str) -> bool:
@@ -266,8 +397,11 @@ def _validation_error(exc: ValidationError, section: str, raw: Mapping[str, str]
 
 def validate_section(section: str, raw: Mapping[str, str], origins: Mapping[str, str],
                      *, check_detector: bool = False) -> Section:
-    """Validate the raw text values of one section; errors name file, section, key, value."""
-    model = SECTIONS[section]
+    """Validate the raw text values of one section (an override section validates as
+    ``[reduction]``); errors name file, section, key, value."""
+    model = section_model(section)
+    if model is None or model is ExperimentInfo:
+        raise KeyError(section)
     try:
         return model.model_validate(dict(raw), context={"check_detector": check_detector})
     except ValidationError as exc:
@@ -280,6 +414,9 @@ def validate_file(file: SettingsFile, *, check_detector: bool = False) -> None:
         raw = _known_items(file, section, model)
         origins = dict.fromkeys(raw, str(file.path))
         validate_section(section, raw, origins, check_detector=check_detector)
+    for section in file.override_sections().values():
+        raw = _known_items(file, section, ReductionSettings)
+        validate_section(section, raw, dict.fromkeys(raw, str(file.path)))
 
 
 def read_experiment_info(file: SettingsFile) -> ExperimentInfo:
@@ -326,6 +463,9 @@ def load_effective(site_path: Path | None = None,
     if experiment_settings is not None:
         experiment = SettingsFile.read(experiment_settings)
         layers.append(experiment)
+    for section in site.override_sections().values():
+        _warn_once(f"{site.path}: [{section}] kept, not used: override sections apply only "
+                   "in an experiment's tasks/settings.ini")
     for layer in layers:
         layer.warn_unknown()
         if layer.needs_upgrade:
@@ -453,7 +593,8 @@ def create_experiment_file(path: Path, site: SettingsFile, info: ExperimentInfo)
     }
     defaults = default_values()
     for section in [*SECTIONS, *site.values]:
-        if section in ("server", EXPERIMENT_SECTION) or section in values:
+        if section in ("server", EXPERIMENT_SECTION) or section in values \
+                or override_scope(section) is not None:
             continue
         values[section] = {**defaults.get(section, {}), **site.values.get(section, {})}
     file = SettingsFile(path=path, values=values)
