@@ -115,7 +115,7 @@ def test_db_sync_and_status(sqlite_experiment, nxgid):
     row = next(line for line in status.stdout.splitlines() if "s1/rt/a" in line)
     assert "f1, f2" in row and "1/2" in row and "yes" in row
     info = nxgid("db info", cwd=exp.root)
-    assert "revision 0002" in info.stdout and "scans:    1" in info.stdout
+    assert "revision 0003" in info.stdout and "scans:    1" in info.stdout
     assert "registered scan" in exp.log_file.read_text()
     bad = nxgid("db sync s1/rt/a/b", cwd=exp.root)
     assert bad.exit_code == 2 and "SAMPLE[/LABEL[/SCAN]]" in bad.stderr
@@ -168,7 +168,7 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     from nxgid.workflow.workspace import open_database
 
     user_site = tmp_path / "site"  # the user's own settings: must stay untouched
-    result = nxgid(["demo", str(tmp_path / "demo")])
+    result = nxgid(["--debug", "demo", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     assert not user_site.exists()
     exp = Experiment.open(tmp_path / "demo" / "analysis" / EXPERIMENT)

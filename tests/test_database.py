@@ -87,10 +87,11 @@ def test_enqueue_claim_finish(experiment):
         assert tasks["f1"].host == "beamline-pc" and tasks["f1"].duration_s >= 0
         assert len(tasks["f2"].error) == 500
         assert tasks["f1"].started_at.tzinfo is UTC
-        # failed tasks are requeued, done ones only when asked
+        # failed tasks are requeued with a fresh round of attempts, done ones only
+        # when asked
         assert queue.enqueue(db, [(ref, "convert", "f1"), (ref, "convert", "f2")]) == 1
         retry = queue.claim(db)
-        assert (retry.entry, retry.attempts) == ("f2", 2)
+        assert (retry.entry, retry.attempts) == ("f2", 1)
         assert queue.enqueue(db, [(ref, "convert", "f1")], redo_done=True) == 1
         with pytest.raises(NxgidError, match="not in the workflow database"):
             queue.enqueue(db, [(ScanRef("x", "y", "z"), "convert", "f1")])
@@ -147,9 +148,10 @@ def test_migration_upgrades_an_older_schema(database_url, tmp_path):
                 "VALUES (1, 1, 1, 'convert', 'f1', 'failed', '2025-01-02 03:04:05', 3)"))
         assert upgrade(engine) == "0001"
         with engine.connect() as connection:
-            assert current_revision(connection) == head_revision() == "0002"
+            assert current_revision(connection) == head_revision() == "0003"
             columns = {c["name"] for c in inspect(connection).get_columns("task_runs")}
-            assert "heartbeat_at" in columns
+            assert {"heartbeat_at", "after_id", "signature", "stale", "overwrite",
+                    "detail"} <= columns
             indexes = {i["name"] for i in inspect(connection).get_indexes("task_runs")}
             assert "ix_task_runs_queue" in indexes
         from sqlalchemy.orm import Session
@@ -158,6 +160,7 @@ def test_migration_upgrades_an_older_schema(database_url, tmp_path):
             run = session.get(TaskRun, 1)
             assert (run.task, run.status, run.attempts, run.heartbeat_at) == \
                 ("convert", "failed", 3, None)
+            assert (run.stale, run.overwrite, run.after_id) == (False, False, None)
             assert run.queued_at.tzinfo is UTC and run.queued_at.year == 2025
             assert run.scan.entries == ["f1"]
     finally:

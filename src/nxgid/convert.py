@@ -102,7 +102,8 @@ class ConvertJob:
 
     inputs: Sequence[str]
     output: Path
-    poni: Path
+    #: The calibration: a PONI file, or (``poni`` None) a ``geometry`` given directly.
+    poni: Path | None
     targets: Sequence  # result names or nxgid.conversion.TargetSpec
     #: One angle for all frames, or one per selected frame; None for transmission.
     incidence_deg: Sequence[float] | None = None
@@ -133,6 +134,14 @@ class ConvertJob:
     monitor: Sequence[float] | None = None
     #: Scan variables: name → (one value or one per frame, unit), e.g. temperature in K.
     variables: dict[str, tuple[Sequence[float], str]] = field(default_factory=dict)
+    #: The detector geometry when there is no PONI file (a scan's calibration).
+    geometry: object | None = None  # nxgid.geometry.DetectorGeometry
+    #: A user mask as an array (True = masked), instead of or besides ``mask``.
+    user_mask: object | None = None  # numpy bool array
+    #: The reduction recipe (recorded with its hash in every entry's ``process``).
+    recipe: dict | None = None
+    #: Extra provenance for ``process/inputs`` (role → text).
+    provenance: dict[str, str] = field(default_factory=dict)
 
 
 def _per_frame(values, n: int, what: str) -> list[float] | None:
@@ -173,11 +182,17 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
 
     start = time.perf_counter()
     # --- check everything first: nothing is written if any input is wrong ----------
-    geometry = DetectorGeometry.from_poni(job.poni)
+    if job.poni is not None:
+        geometry = DetectorGeometry.from_poni(job.poni)
+    elif job.geometry is not None:
+        geometry = job.geometry
+    else:
+        raise NxgidError("convert: give a PONI file or a geometry")
     series = open_series(job.inputs, dataset=job.dataset, frames=job.frames)
     if series.shape != geometry.shape:
         raise NxgidError(f"{series.files[0]}: frames of shape {series.shape}, but the "
-                         f"detector in {job.poni} has shape {geometry.shape}")
+                         f"detector {'in ' + str(job.poni) if job.poni else ''} has shape "
+                         f"{geometry.shape}")
     n = len(series)
     angles: list[float] | None = None
     if job.transmission:
@@ -201,6 +216,13 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
     user_mask = images.get("mask")
     if user_mask is not None:
         user_mask = mask_from_image(user_mask)
+    if job.user_mask is not None:
+        import numpy as np
+
+        given = np.asarray(job.user_mask, dtype=bool)
+        if given.shape != geometry.shape:
+            raise NxgidError(f"mask of shape {given.shape}; the detector has {geometry.shape}")
+        user_mask = given if user_mask is None else (user_mask | given)
     sample_info = experiment_info = None
     if job.metadata_file is not None:
         from nxgid.nexus.metadata import load_metadata_yaml
@@ -230,9 +252,11 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
                        source_type=job.source_type, source_name=job.source_name,
                        name=job.instrument_name),
         title=job.title, sample=sample_info, experiment=experiment_info,
-        inputs={role: str(path) for role, path in
-                (("poni", job.poni), ("mask", job.mask), ("dark", job.dark),
-                 ("flat", job.flat), ("metadata", job.metadata_file)) if path})
+        inputs={**{role: str(path) for role, path in
+                   (("poni", job.poni), ("mask", job.mask), ("dark", job.dark),
+                    ("flat", job.flat), ("metadata", job.metadata_file)) if path},
+                **job.provenance},
+        **({"recipe": job.recipe} if job.recipe is not None else {}))
     # --- convert and write -----------------------------------------------------------
     mtimes: dict[Path, datetime] = {}
 

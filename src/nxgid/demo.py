@@ -9,11 +9,12 @@ writes the user's. It goes through the same library functions as the commands do
 4. a configuration, calibrated headless from a synthetic LaB6 image, a beam-stop mask,
    scans made from the configuration, raw CBF series stacked into them and two scans
    summed (:mod:`nxgid.demo_setup`), all registered in the workflow database;
-5. the raw stacks converted as ``nxgid convert`` does into NeXus files
-   ``<scan>/fN_reduced.nxs`` with the sample's layers, read back and checked against
-   the truth, validated, with PNG previews (:mod:`nxgid.demo_conversion`).
-
-Beamline import (a SPEC file) and the reduction workflow arrive with later issues.
+5. a reduction recipe with a per-label and a per-scan override, as ``nxgid recipe set``;
+6. every scan reduced by the workflow, as ``nxgid reduce --all`` and ``nxgid workers -n 2``:
+   link, convert (into ``<scan>/fN_reduced.nxs`` with the sample's layers), preview and
+   sum tasks claimed from the database by two local worker processes;
+7. the reduced files read back and checked against the truth, validated, with PNG
+   previews (:mod:`nxgid.demo_conversion`).
 """
 
 from __future__ import annotations
@@ -25,20 +26,37 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nxgid.demo_conversion import INCIDENCE_DEG, ConversionReport, run_conversion
+from nxgid.demo_conversion import (
+    DEMO_OVERRIDES,
+    DEMO_RECIPE,
+    ConversionReport,
+    check_reduction,
+    write_sample_files,
+)
 from nxgid.demo_setup import BEAMLINE_SETTINGS, SetupReport, build_setup
-from nxgid.errors import ExistsError
-from nxgid.experiment.layout import Experiment
+from nxgid.errors import ExistsError, NxgidError
+from nxgid.experiment.layout import Experiment, Selection
 from nxgid.experiment.logbook import attach, detach
+from nxgid.recipe import set_recipe
 from nxgid.settings.store import create_site_file, load_effective
+from nxgid.workflow.reduce import queue_reduction
 from nxgid.workflow.status import ScanStatus, scan_status
 from nxgid.workflow.sync import SyncReport, sync
-from nxgid.workflow.workspace import new_experiment, new_sample, open_database
+from nxgid.workflow.tasks import TaskContext
+from nxgid.workflow.worker import run_workers
+from nxgid.workflow.workspace import (
+    effective_settings,
+    new_experiment,
+    new_sample,
+    open_database,
+)
 
 log = logging.getLogger("nxgid.demo")
 
 MARKER = ".nxgid-demo"
 EXPERIMENT = "gid-demo-2026"
+#: Local worker processes the demo reduces with.
+WORKERS = 2
 
 #: sample -> label -> scan -> (temperature in K, number of entries): what the demo's
 #: raw tree holds and the import makes (see nxgid.demo_setup).
@@ -126,13 +144,42 @@ def build_demo(directory: Path, *, overwrite: bool = False,
         say("database")
         with open_database(experiment, site_path=site_file) as database:
             report = sync(database)
-            status = scan_status(database)
         timings["database"] = time.perf_counter() - start
-        say("reciprocal-space conversion")
-        jobs = [*setup.stacks, (setup.summed, "f1", (INCIDENCE_DEG,))]
-        conversion = run_conversion(directory, experiment, site.settings, jobs,
-                                    setup.poni, setup.mask_file)
-        timings["conversion"] = time.perf_counter() - start
+
+        say("reduction recipe")
+        effective = effective_settings(experiment, site_path=site_file)
+        set_recipe(experiment, effective, "", list(DEMO_RECIPE.items()))
+        for scope, values in DEMO_OVERRIDES.items():
+            set_recipe(experiment, effective, scope, list(values.items()))
+        write_sample_files(experiment, PLAN)
+        timings["recipe"] = time.perf_counter() - start
+
+        say(f"reduction: queue, then {WORKERS} local worker processes")
+        effective = effective_settings(experiment, site_path=site_file)
+        with open_database(experiment, site_path=site_file) as database:
+            plan = queue_reduction(database, TaskContext(experiment, effective),
+                                   [Selection()])
+        codes = run_workers(experiment, WORKERS, site_path=site_file)
+        with open_database(experiment, site_path=site_file) as database:
+            status = scan_status(database)
+        timings["reduction"] = time.perf_counter() - start
+        failed = [f"{row.scan} {t.task} {t.entry}: {t.error}" for row in status
+                  for t in row.tasks if t.status != "done"]
+        if failed or any(codes):
+            raise NxgidError("demo reduction did not finish: " + "; ".join(failed[:3]))
+
+        say("checks")
+        first_ref, first_entry, angles = setup.stacks[0]
+        files = sorted((experiment.reduced_file(row.scan, entry) for row in status
+                        for entry in row.entries),
+                       key=lambda p: p != experiment.reduced_file(first_ref, first_entry))
+        conversion = check_reduction(
+            directory, files, angles[0], experiment.raw_stack(first_ref, first_entry),
+            setup.poni, site.settings.configuration.polarization_factor,
+            {f"{t.task} {row.scan} {t.entry}".rstrip(): t.duration_s or 0.0
+             for row in status for t in row.tasks if t.task == "convert"})
+        conversion.queued = plan.summary()
+        timings["checks"] = time.perf_counter() - start
         found = sum(check.ok for check in conversion.spots)
         log.info("converted simulated frames to %s; %d of %d spots within half a bin",
                  ", ".join(conversion.results), found, len(conversion.spots))

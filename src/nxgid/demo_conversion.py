@@ -3,13 +3,12 @@
 A pentacene-like film on a Pilatus 2M: powder rings plus fibre-textured Bragg spots at
 known (q_xy, q_z), seen at a grazing incidence angle with Poisson noise, the horizon and
 the detector gaps. The raw stacks ``<scan>/fN.h5`` (made by :mod:`nxgid.demo_setup`) are
-converted exactly as ``nxgid convert`` does, with the calibrated geometry and the
-beam-stop mask, into ``<scan>/fN_reduced.nxs`` with the sample's layers from
-``<sample>/sample.yaml``: q_xy/q_z, polar and exit-angle maps and profiles, with
-solid-angle and polarization corrections. One scan is an incidence-angle scan (one angle
-per frame). Every spot is then found again in the map read back from the file and
-compared with the truth. Maps are cached on disk, so the next scan at the same angle
-skips building them.
+reduced by the workflow under :data:`DEMO_RECIPE` (q_xy/q_z, polar and exit-angle maps
+and profiles, solid-angle and polarization corrections, the calibrated geometry and the
+beam-stop mask) into ``<scan>/fN_reduced.nxs`` with the sample's layers from
+``<sample>/sample.yaml``. One scan is an incidence-angle scan (one angle per frame).
+:func:`check_reduction` then finds every spot again in the map read back from the file
+and compares it with the truth.
 """
 
 from __future__ import annotations
@@ -90,6 +89,8 @@ class ConversionReport:
     #: Reduced NeXus files written (and, when the validators are installed, checked).
     files: list[Path] = field(default_factory=list)
     validation: dict[str, list[str]] = field(default_factory=dict)
+    #: What `nxgid reduce` queued (its summary line).
+    queued: str = ""
 
 
 def demo_geometry(wavelength_A: float, distance_mm: float, detector: str) -> DetectorGeometry:
@@ -129,53 +130,54 @@ def demo_targets():
     ]
 
 
-def run_conversion(directory: Path, experiment, settings, jobs, poni: Path,
-                   mask_file: Path | None = None) -> ConversionReport:
-    """Convert the raw stacks of *jobs* ((ScanRef, entry, incidence angles) triples) into
-    their reduced files as ``nxgid convert`` does, with the calibrated geometry *poni*
-    and the user mask; check the spots against the truth."""
+#: The demo's reduction recipe ([reduction] of the experiment): the maps and profiles
+#: above as ranges and bins, corrections, the configuration's mask, incidence angles
+#: from the beamline log where there is one.
+DEMO_RECIPE = {
+    "outputs": "img_gid_q, img_gid_pol, img_gid_exit, vert_cut_gid, rad_cut_gid",
+    "img_gid_q": "q_xy=-2.4:2.4:800, q_z=-0.2:2.6:467",
+    "img_gid_pol": "q_gid_pol=0.2:2.8:520, ang_gid_pol=0:180:360",
+    "img_gid_exit": "ang_gid_inplane=-25:25:500, ang_gid_exit=-1:45:460",
+    "vert_cut_gid": "q_z=0:2.5:250, cut=1.28:1.38",
+    "rad_cut_gid": "q_gid_pol=0.2:2.8:520, cut=5:175",
+    "corrections": "solid_angle, polarization",
+    "mask": "configuration",
+    "incidence_angle": "auto",
+}
+#: Overrides: the as-grown film's frames are normalised by the logged monitor; the
+#: summed scan has no log of its own, so not there.
+DEMO_OVERRIDES = {
+    "pentacene-SiO2/as-grown": {"monitor_normalisation": "true"},
+    "pentacene-SiO2/as-grown/s001-s003": {"monitor_normalisation": "false"},
+}
+
+
+def write_sample_files(experiment, samples) -> None:
+    """``<sample>/sample.yaml`` with the film's layers, read by every conversion."""
+    for sample in samples:
+        metadata = experiment.sample_metadata_file(sample)
+        if not metadata.exists():
+            metadata.write_text(SAMPLE_YAML.replace("pentacene-SiO2", sample))
+
+
+def check_reduction(directory: Path, files: list[Path], first_angle_deg: float,
+                    raw_first: Path, poni: Path, polarization_factor: float,
+                    timings: dict[str, float]) -> ConversionReport:
+    """Read back the reduced files the workflow wrote; check the spots of the first
+    against the truth; map its frames in other ways in memory; validate every file."""
     from nxgid.conversion import Converter
     from nxgid.conversion.corrections import Corrections
-    from nxgid.convert import ConvertJob, run_convert
-    from nxgid.experiment.scans import scan_variables
     from nxgid.nexus.reader import NexusFile
 
-    timings: dict[str, float] = {}
-    cfg = settings.configuration
-    inst = settings.instrument
     geometry = DetectorGeometry.from_poni(poni)
     pattern = film_pattern()
-    corrections = Corrections(solid_angle=True, polarization_factor=cfg.polarization_factor)
+    corrections = Corrections(solid_angle=True, polarization_factor=polarization_factor)
     specs = demo_targets()
-    cache = directory / "cache"
-    files: list[Path] = []
-    for ref, entry, angles in jobs:
-        metadata = experiment.sample_metadata_file(ref.sample)
-        if not metadata.exists():
-            metadata.write_text(SAMPLE_YAML.replace("pentacene-SiO2", ref.sample))
-        tick = time.perf_counter()
-        raw = experiment.raw_stack(ref, entry)
-        logged = _logged(experiment, ref, entry)
-        angles = tuple(logged.pop("incidence_angle", angles))  # the beamline's, if logged
-        summary = run_convert(ConvertJob(
-            inputs=[str(raw)], output=experiment.reduced_file(ref, entry), poni=poni,
-            targets=specs, incidence_deg=list(angles), corrections=corrections,
-            mask=mask_file, metadata_file=metadata, title=f"{ref} {entry}",
-            source_name=inst.source, source_type=inst.source_type,
-            instrument_name=inst.instrument, cache_dir=cache,
-            variables={**{name: ([value], unit) for name, (value, unit)
-                          in scan_variables(experiment, ref).items()},
-                       **{name: (values, unit) for name, (values, unit) in logged.items()}}))
-        what = "incidence scan" if len(angles) > 1 else f"{summary.frames} frames"
-        timings[f"convert {ref}/{entry} ({what})"] = time.perf_counter() - tick
-        files.append(summary.output)
-
     first = NexusFile(files[0])
     results = {e.result: first.load(e.name) for e in first.entries()}
     spots = check_spots(results["img_gid_q"], pattern)
-    # the other ways to map the same frames, and a transmission (powder) measurement
-    raw_frames = _read_raw(experiment.raw_stack(jobs[0][0], jobs[0][1]))
-    sample = SampleGeometry.grazing(jobs[0][2][0])
+    raw_frames = _read_raw(raw_first)
+    sample = SampleGeometry.grazing(first_angle_deg)
     tick = time.perf_counter()
     variants = {
         "img_gid_pol_split": Converter(geometry, sample, [specs[1]], corrections=corrections,
@@ -186,29 +188,15 @@ def run_conversion(directory: Path, experiment, settings, jobs, poni: Path,
     timings["pixel-split polar and bilinear q maps (in memory)"] = time.perf_counter() - tick
     variants.update(transmission_results(geometry, corrections))
     previews = write_previews(directory / "previews", {**results, **variants})
+    tick = time.perf_counter()
+    validation = validate_files(files)
+    if validation:
+        timings[f"validation of {len(files)} reduced files"] = time.perf_counter() - tick
     return ConversionReport(
         poni=poni, previews=previews,
         results={name: r.intensity.shape for name, r in {**results, **variants}.items()},
         spots=spots, timings_s=timings, corrections=corrections.describe(), files=files,
-        validation=validate_files(files))
-
-
-def _logged(experiment, ref, entry: str) -> dict:
-    """Per-frame values the beamline import wrote into the scan file: incidence angles
-    (degrees) and temperature (K); what is not logged is absent. (Monitor normalisation
-    is a choice of the reduction recipe, not made here.)"""
-    import h5py
-
-    found: dict = {}
-    with h5py.File(experiment.scan_file(ref), "r") as root:
-        group = root[entry]
-        angle = group.get("instrument/goniometer/incidence_angle_per_frame")
-        if angle is not None:
-            found["incidence_angle"] = [float(a) for a in angle[()]]
-        temperature = group.get("sample/temperature")
-        if temperature is not None and temperature.shape != ():
-            found["temperature"] = ([float(v) for v in temperature[()]], "K")
-    return found
+        validation=validation)
 
 
 def _read_raw(path: Path) -> np.ndarray:

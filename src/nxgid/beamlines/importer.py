@@ -148,7 +148,7 @@ def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLo
         if logs.start_time:
             nx_field(root["entry"], "start_time", logs.start_time)
         for entry in raw.entries:
-            _write_logs(root[entry], logs)
+            write_logs(root[entry], logs)
     del h5py
 
 
@@ -196,7 +196,7 @@ def _link_stack(target: Path, master: Path) -> None:
     partial.replace(target)
 
 
-def _write_logs(entry, logs: ScanLogs) -> None:
+def write_logs(entry, logs: ScanLogs) -> None:
     from nxgid.nexus.h5 import nx_field, nx_group
 
     if logs.monitor:

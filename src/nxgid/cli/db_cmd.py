@@ -82,7 +82,7 @@ def db_info(state: State) -> None:
 def _task_summary(states) -> str:
     by_task: dict[str, Counter[str]] = {}
     for task in states:
-        by_task.setdefault(task.task, Counter())[task.status] += 1
+        by_task.setdefault(task.task, Counter())[task.shown_status.split(" (")[0]] += 1
     return "; ".join(f"{task}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items()))
                      for task, c in sorted(by_task.items())) or "-"
 
@@ -91,41 +91,86 @@ def _task_summary(states) -> str:
 @experiment_option
 @click.argument("selection", nargs=-1, metavar="[SAMPLE[/LABEL[/SCAN]]]...")
 @click.option("--tasks", "show_tasks", is_flag=True, help="One row per task instead of per scan.")
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(0.05), default=2.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.option("--times", type=click.IntRange(1), default=None,
+              help="With --watch: stop after this many refreshes.")
 @pass_state
-def status(state: State, selection: tuple[str, ...], show_tasks: bool) -> None:
-    """Show scans and the state of their tasks.
+def status(state: State, selection: tuple[str, ...], show_tasks: bool, watch: bool,
+           interval: float, times: int | None) -> None:
+    """Show scans and the state of their tasks: status, attempts, duration, host, error.
+
+    Running tasks whose worker went silent are queued again first (as workers do).
 
     \b
     Examples:
         nxgid status
         nxgid status pentacene-A/rt --tasks
+        nxgid status --tasks --watch
     """
-    from rich.table import Table
+    import time
 
-    from nxgid.workflow.status import scan_status
-    from nxgid.workflow.workspace import open_database
+    from nxgid.workflow.workspace import effective_settings, open_database
 
     exp = state.experiment()
     parts = _selections(selection)
-    with open_database(exp) as database:
-        rows = [s for s in scan_status(database) if any(p.matches(s.scan) for p in parts)]
+    server = effective_settings(exp).settings.server
     out = console()
-    out.print(f"experiment {exp.name} at {exp.root}")
+    with open_database(exp) as database:
+        if not watch:
+            out.print(_status_view(exp, database, parts, show_tasks, server))
+            return
+        from rich.live import Live
+
+        count = 0
+        with Live(_status_view(exp, database, parts, show_tasks, server), console=out,
+                  auto_refresh=False) as live:
+            try:
+                while times is None or count < times - 1:
+                    time.sleep(interval)
+                    live.update(_status_view(exp, database, parts, show_tasks, server),
+                                refresh=True)
+                    count += 1
+            except KeyboardInterrupt:
+                pass
+
+
+def _status_view(exp, database, parts, show_tasks: bool, server):
+    from rich.console import Group
+
+    from nxgid.workflow.queue import requeue_expired, status_counts
+    from nxgid.workflow.status import scan_status
+
+    requeue_expired(database, timeout_s=server.heartbeat_timeout_s,
+                    max_attempts=server.max_attempts)
+    rows = [s for s in scan_status(database) if any(p.matches(s.scan) for p in parts)]
+    counts = status_counts(database)
+    head = f"experiment {exp.name} at {exp.root}"
+    if counts:
+        head += " — tasks: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if not rows:
-        out.print("no scans registered: create scans, then run `nxgid db sync`")
-        return
-    if show_tasks:
-        table = Table("scan", "task", "entry", "status", "attempts", "started", "duration",
-                      "host", "error", box=None, pad_edge=False)
-        for row in rows:
-            for task in row.tasks:
-                duration = "" if task.duration_s is None else f"{task.duration_s:.1f} s"
-                table.add_row(str(row.scan), task.task, task.entry, task.status,
-                              str(task.attempts), local_time(task.started_at), duration,
-                              task.host or "", task.error or "")
-        out.print(table)
-        return
-    out.print(scan_table(rows))
+        return Group(head, "no scans registered: create scans, then run `nxgid db sync`")
+    if not show_tasks:
+        return Group(head, scan_table(rows))
+    return Group(head, task_table(rows))
+
+
+def task_table(rows):
+    """One row per task: state, attempts, start, duration, host, result or error (also
+    printed by `nxgid demo`)."""
+    from rich.table import Table
+
+    table = Table("scan", "task", "entry", "status", "attempts", "started", "duration",
+                  "host", box=None, pad_edge=False)
+    table.add_column("result / error", overflow="fold", min_width=30)
+    for row in rows:
+        for task in row.tasks:
+            duration = "" if task.duration_s is None else f"{task.duration_s:.1f} s"
+            table.add_row(str(row.scan), task.task, task.entry, task.shown_status,
+                          str(task.attempts), local_time(task.started_at), duration,
+                          task.host or "", task.error or task.detail or "")
+    return table
 
 
 def scan_table(rows):

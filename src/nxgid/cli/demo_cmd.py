@@ -23,8 +23,9 @@ def demo(directory: Path, overwrite: bool) -> None:
     Example:
         nxgid demo /tmp/nxgid-demo
     """
-    from nxgid.cli.db_cmd import scan_table
-    from nxgid.demo import build_demo
+    from nxgid.cli.db_cmd import scan_table, task_table
+    from nxgid.demo import WORKERS, build_demo
+    from nxgid.demo_conversion import DEMO_OVERRIDES
     from nxgid.experiment.logbook import tail
 
     out = console()
@@ -40,6 +41,7 @@ def demo(directory: Path, overwrite: bool) -> None:
     out.print(f"  log:           {exp.log_file}")
     out.print(f"\nscans ({report.sync.summary()}):")
     out.print(scan_table(report.status))
+
     setup = report.setup
     if setup is not None:
         out.print(f"\nconfiguration {setup.configuration.stem} "
@@ -54,6 +56,23 @@ def demo(directory: Path, overwrite: bool) -> None:
             out.print(f"  warning: {warning}")
         out.print(f"  {setup.summed} = sum of its scans")
     conv = report.conversion
+    if conv is not None:
+        from nxgid.recipe import effective_recipe
+        from nxgid.workflow.workspace import effective_settings
+
+        effective = effective_settings(exp, site_path=report.site_file)
+        recipe = effective_recipe(exp, effective)
+        out.print(f"\nreduction recipe (tasks/settings.ini [reduction], sha256 "
+                  f"{recipe.sha256[:12]}…): {', '.join(recipe.values.outputs)}")
+        out.print("  overrides: " + "; ".join(
+            f"[reduction {scope}] " + ", ".join(f"{k} = {v}" for k, v in values.items())
+            for scope, values in DEMO_OVERRIDES.items()))
+        out.print(f"\nreduction workflow: {conv.queued}; {WORKERS} local worker processes:")
+        out.print(task_table(report.status))
+        previews = sorted(exp.root.glob("*/*/*/previews/*.png"))
+        if previews:
+            out.print(f"  previews: {len(previews)} PNG files, e.g. "
+                      f"{previews[0].relative_to(exp.root)}")
     if conv is not None:
         out.print(f"\nreciprocal space (geometry {conv.poni.name}, corrections: "
                   + ", ".join(k for k, v in conv.corrections.items()
@@ -79,10 +98,17 @@ def demo(directory: Path, overwrite: bool) -> None:
     out.print("\nlast log lines:")
     for line in tail(exp.log_file, 5):
         out.print(f"  {line}")
+    out.print("\ntimings (s):")
+    previous = 0.0
+    for step, until in report.timings_s.items():
+        if until >= previous:
+            out.print(f"  {step:<28} {until - previous:6.1f}")
+            previous = until
     elapsed = max(report.timings_s.values())
     out.print(f"\ndone in {elapsed:.1f} s. Explore it with:")
     out.print(f"  export NXGID_HOME={report.site_file.parent}")
-    out.print(f"  cd {exp.root} && nxgid status && nxgid settings show && nxgid log")
+    out.print(f"  cd {exp.root} && nxgid status --tasks && nxgid recipe show && nxgid log")
+    out.print("  nxgid reduce --all --stale --now    # after `nxgid recipe set …`")
     out.print("  nxgid config show gid && nxgid scan list && "
               "nxgid scan info pentacene-SiO2/as-grown/s001")
     if conv is not None and conv.files:

@@ -37,6 +37,9 @@ COMMANDS = {
     "sum": "nxgid.cli.scan_cmd:sum_command",
     "beamlines": "nxgid.cli.import_cmd:beamlines",
     "import": "nxgid.cli.import_cmd:import_command",
+    "reduce": "nxgid.cli.reduce_cmd:reduce",
+    "workers": "nxgid.cli.reduce_cmd:workers",
+    "retry": "nxgid.cli.reduce_cmd:retry",
 }
 
 

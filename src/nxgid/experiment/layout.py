@@ -10,6 +10,7 @@ An experiment, as NXRefine organises it::
         <sample>/<label>/<sample>_<scan>.nxs          one NeXus file per scan
         <sample>/<label>/<scan>/f1.h5, f2.h5, …       raw stacks (external links, never copied)
         <sample>/<label>/<scan>/f1_reduced.nxs, …     reduced data
+        <sample>/<label>/<scan>/previews/f1_<result>.png   previews of the reduced maps
 
 ``<root>`` is ``<analysis_home>/<name>[/<analysis_path>]`` and the raw data of the
 experiment live in ``<raw_home>/<name>/<raw_path>``. No other module computes these paths.
@@ -42,6 +43,9 @@ SCAN_SUFFIX = ".nxs"
 RAW_SUFFIX = ".h5"
 REDUCED_SUFFIX = "_reduced.nxs"
 SAMPLE_METADATA = "sample.yaml"
+PREVIEWS = "previews"
+#: Where a scan file links an entry's reduced file: ``/fN/reduced`` → its root.
+REDUCED_LINK = "reduced"
 CONFIGURATION_SUFFIX = ".nxs"
 
 #: Entries of a scan: ``f1``, ``f2``, … one per detector position or rotation scan.
@@ -222,6 +226,19 @@ class Experiment:
     def reduced_file(self, ref: ScanRef, entry: str) -> Path:
         """``<sample>/<label>/<scan>/fN_reduced.nxs``"""
         return self.scan_dir(ref) / f"{check_entry(entry)}{REDUCED_SUFFIX}"
+
+    def reduced_link(self, ref: ScanRef, entry: str) -> str:
+        """The reduced file as seen from the scan file: a relative path for external links."""
+        return f"{ref.scan}/{check_entry(entry)}{REDUCED_SUFFIX}"
+
+    def preview_file(self, ref: ScanRef, entry: str, result: str) -> Path:
+        """``<sample>/<label>/<scan>/previews/fN_<result>.png``"""
+        return self.scan_dir(ref) / PREVIEWS / f"{check_entry(entry)}_{result}.png"
+
+    def partial_files(self, path: Path) -> list[Path]:
+        """Unfinished writes of *path* (``.<name>.<random>.partial`` next to it), as the
+        NeXus writer and ``rewrite`` leave them when killed."""
+        return sorted(path.parent.glob(f".{path.name}.*.partial"))
 
     def samples(self) -> list[str]:
         return sorted(

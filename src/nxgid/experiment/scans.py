@@ -231,8 +231,6 @@ def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[s
     error says which differs). Integer frames are summed in 64 bits, so nothing
     overflows; per-frame monitors (``/entry/data/monitor`` in the stacks) are summed too.
     """
-    import h5py
-    import hdf5plugin
 
     if len(scans) < 2:
         raise NxgidError("sum: give at least two scans to add")
@@ -263,17 +261,41 @@ def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[s
     new_scan(experiment, target, first.configuration, overwrite=overwrite,
              summed_from=[str(r) for r in refs],
              variables=_common_variables(experiment, refs))
-    for entry in first.entries:
-        sources = [h5py.File(experiment.raw_stack(ref, entry.name), "r") for ref in refs]
+    sum_stacks(experiment, refs, target, [e.name for e in first.entries], progress=progress)
+    return experiment.scan_file(target)
+
+
+def summed_from(experiment: Experiment, ref: ScanRef) -> list[ScanRef]:
+    """The scans a summed scan was made from (empty for a measured scan)."""
+    import h5py
+
+    with h5py.File(experiment.scan_file(ref), "r") as root:
+        if SUMMED_FROM_FIELD not in root["entry"]:
+            return []
+        values = root["entry"][SUMMED_FROM_FIELD][()]
+    values = [values] if np.ndim(values) == 0 else list(values)
+    return [ScanRef.parse(_text(v)) for v in values]
+
+
+def sum_stacks(experiment: Experiment, refs: Sequence[ScanRef], target: ScanRef,
+               entries: Sequence[str], *,
+               progress: Callable[[str, int, int], None] | None = None) -> None:
+    """Add the raw stacks of *refs* frame by frame into *target*'s stacks (each written
+    to a partial file and renamed into place, so a crash leaves the old stack)."""
+    import h5py
+    import hdf5plugin
+
+    for entry in entries:
+        sources = [h5py.File(experiment.raw_stack(ref, entry), "r") for ref in refs]
         try:
             datasets = [s["entry/data/data"] for s in sources]
             shapes = {d.shape for d in datasets}
             if len(shapes) != 1:
-                raise NxgidError(f"sum: {entry.name} stacks have shapes {sorted(shapes)}")
+                raise NxgidError(f"sum: {entry} stacks have shapes {sorted(shapes)}")
             kind = datasets[0].dtype
             dtype = np.uint64 if kind.kind == "u" else np.int64 if kind.kind == "i" \
                 else np.float64
-            output = experiment.raw_stack(target, entry.name)
+            output = experiment.raw_stack(target, entry)
             partial = output.with_name(f".{output.name}.partial")
             with h5py.File(partial, "w") as out:
                 out.attrs["NX_class"] = "NXroot"
@@ -288,15 +310,53 @@ def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[s
                 for i in range(datasets[0].shape[0]):
                     stack[i] = sum(d[i].astype(dtype) for d in datasets)
                     if progress is not None:
-                        progress(entry.name, i + 1, datasets[0].shape[0])
+                        progress(entry, i + 1, datasets[0].shape[0])
                 monitors = [s["entry/data/monitor"][()] for s in sources
                             if "monitor" in s["entry/data"]]
                 if len(monitors) == len(sources):
                     data.create_dataset("monitor", data=np.sum(monitors, axis=0))
                 nx_field(group, SUMMED_FROM_FIELD,
-                        [str(experiment.raw_stack(r, entry.name)) for r in refs])
+                        [str(experiment.raw_stack(r, entry)) for r in refs])
             partial.replace(output)
         finally:
             for source in sources:
                 source.close()
-    return experiment.scan_file(target)
+
+
+@dataclass
+class EntryLogs:
+    """What the scan file says about the frames of one entry: per-frame values the
+    beamline import logged (None when not logged) and the configured incidence angle."""
+
+    incidence_deg: list[float] | None = None
+    configured_incidence_deg: float | None = None
+    monitor: list[float] | None = None
+    temperature_K: list[float] | None = None
+    has_logs: bool = False
+
+
+def entry_logs(experiment: Experiment, ref: ScanRef, entry: str) -> EntryLogs:
+    import h5py
+
+    found = EntryLogs()
+    with h5py.File(experiment.scan_file(ref), "r") as root:
+        if entry not in root:
+            raise MissingError(f"scan {ref} has no entry {entry}")
+        group = root[entry]
+        goniometer = group.get("instrument/goniometer")
+        if goniometer is not None:
+            if "angle_of_incidence" in goniometer:
+                found.configured_incidence_deg = float(goniometer["angle_of_incidence"][()])
+            per_frame = goniometer.get("incidence_angle_per_frame")
+            if per_frame is not None:
+                found.incidence_deg = [float(a) for a in np.atleast_1d(per_frame[()])]
+            found.has_logs = any(name.endswith("_per_frame") for name in goniometer)
+        monitor = group.get("monitor/data")
+        if monitor is not None:
+            found.monitor = [float(v) for v in np.atleast_1d(monitor[()])]
+            found.has_logs = True
+        temperature = group.get("sample/temperature")
+        if temperature is not None and temperature.shape != ():
+            found.temperature_K = [float(v) for v in temperature[()]]
+        found.has_logs = found.has_logs or "logs" in group.get("instrument", {})
+    return found

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -140,6 +141,16 @@ class TaskRun(Base):
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(ERROR_LENGTH), nullable=True)
+    #: The task that must be done before this one can be claimed (migration 0003).
+    after_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: SHA-256 of the inputs and recipe the task was done with.
+    signature: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Done, but its inputs or recipe changed since: redone on request (`reduce --stale`).
+    stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Queued with permission to replace existing outputs (`--overwrite`, `--stale`).
+    overwrite: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: One line about the result, e.g. "4 frames → f1_reduced.nxs".
+    detail: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     scan: Mapped[ScanRow] = relationship(back_populates="tasks")
 

@@ -15,6 +15,7 @@ from nxgid.workflow.models import ScanRow
 
 @dataclass(frozen=True)
 class TaskState:
+    id: int
     task: str
     entry: str
     status: str
@@ -23,6 +24,19 @@ class TaskState:
     duration_s: float | None
     host: str | None
     error: str | None
+    detail: str | None = None
+    stale: bool = False
+    #: Queued, but its prerequisite is not done (the prerequisite's state).
+    waiting_for: str | None = None
+
+    @property
+    def shown_status(self) -> str:
+        """The state as `nxgid status` shows it: stale and waiting are told apart."""
+        if self.status == "done" and self.stale:
+            return "stale"
+        if self.status == "queued" and self.waiting_for:
+            return f"waiting ({self.waiting_for})"
+        return self.status
 
 
 @dataclass
@@ -42,6 +56,7 @@ def scan_status(db: WorkflowDB, selection: Selection | None = None) -> list[Scan
             select(ScanRow).where(ScanRow.experiment_id == db.experiment_id)
             .options(selectinload(ScanRow.tasks))
             .order_by(ScanRow.sample, ScanRow.label, ScanRow.scan)).all()
+        by_id = {t.id: t for row in rows for t in row.tasks}
         result = []
         for row in rows:
             ref = ScanRef(row.sample, row.label, row.scan)
@@ -49,8 +64,18 @@ def scan_status(db: WorkflowDB, selection: Selection | None = None) -> list[Scan
                 continue
             raw = [e for e in row.entries if db.experiment.raw_stack(ref, e).exists()]
             tasks = sorted(
-                (TaskState(t.task, t.entry, t.status, t.attempts, t.started_at,
-                           t.duration_s, t.host, t.error) for t in row.tasks),
+                (TaskState(t.id, t.task, t.entry, t.status, t.attempts, t.started_at,
+                           t.duration_s, t.host, t.error, t.detail, t.stale,
+                           _waiting_for(t, by_id)) for t in row.tasks),
                 key=lambda t: (t.task, entry_sort_key(t.entry)))
             result.append(ScanStatus(ref, list(row.entries), row.present, raw, tasks))
     return result
+
+
+def _waiting_for(run, by_id) -> str | None:
+    if run.status != "queued" or run.after_id is None:
+        return None
+    before = by_id.get(run.after_id)
+    if before is None or before.status == "done":
+        return None
+    return f"{before.task} {before.status}"

@@ -1,0 +1,122 @@
+"""``nxgid reduce``: decide which tasks of the selected scans to queue.
+
+For every selected scan (after bringing the database in line with the files) the tasks
+of :func:`nxgid.workflow.tasks.plan` are compared with their rows:
+
+- no row yet → queued;
+- queued or running → left alone;
+- failed → left for ``nxgid retry`` (or queued again with ``overwrite``);
+- done with the same signature → skipped;
+- done, but inputs or recipe changed → marked stale, and queued again (allowed to replace
+  its outputs) only with ``stale`` or ``overwrite``.
+
+A task queued again takes the later tasks of the same entry with it (a new reduced file
+needs new previews), so one request brings an entry up to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from nxgid.experiment.layout import ScanRef, Selection
+from nxgid.workflow import queue
+from nxgid.workflow.database import WorkflowDB
+from nxgid.workflow.models import ScanRow, TaskRun, TaskStatus
+from nxgid.workflow.sync import sync
+from nxgid.workflow.tasks import InputsMissing, TaskContext, plan, signature
+
+
+@dataclass
+class ReducePlan:
+    queued: list[tuple[ScanRef, str, str]] = field(default_factory=list)
+    skipped: list[tuple[ScanRef, str, str]] = field(default_factory=list)
+    stale: list[tuple[ScanRef, str, str]] = field(default_factory=list)
+    failed: list[tuple[ScanRef, str, str]] = field(default_factory=list)
+    busy: list[tuple[ScanRef, str, str]] = field(default_factory=list)
+    scans: list[ScanRef] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.queued)} task(s) queued on {len(self.scans)} scan(s)",
+                 f"{len(self.skipped)} up to date"]
+        if self.busy:
+            parts.append(f"{len(self.busy)} already queued or running")
+        if self.stale:
+            parts.append(f"{len(self.stale)} stale")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed (`nxgid retry` queues them again)")
+        return ", ".join(parts)
+
+
+def is_summed(ctx: TaskContext, ref: ScanRef) -> bool:
+    from nxgid.experiment.scans import summed_from
+
+    if not ctx.experiment.scan_file(ref).is_file():
+        return False
+    return bool(summed_from(ctx.experiment, ref))
+
+
+def queue_reduction(db: WorkflowDB, ctx: TaskContext, selections: Sequence[Selection], *,
+                    tasks: Sequence[str] | None = None, overwrite: bool = False,
+                    stale: bool = False) -> ReducePlan:
+    """Queue the tasks the selected scans need; see the module docstring."""
+    result = ReducePlan()
+    for selection in selections:
+        sync(db, selection)
+    refs = sorted({ref for selection in selections
+                   for ref in ctx.experiment.scans(selection)
+                   if ctx.experiment.scan_file(ref).is_file()})
+    with db.session() as session:
+        rows = session.scalars(select(ScanRow).where(
+            ScanRow.experiment_id == db.experiment_id)).all()
+        known = {ScanRef(r.sample, r.label, r.scan): r.id for r in rows}
+        runs = session.scalars(select(TaskRun).where(
+            TaskRun.experiment_id == db.experiment_id)).all()
+        existing = {(r.scan_id, r.task, r.entry): (r.status, r.signature, r.id)
+                    for r in runs}
+    items: list[queue.QueueItem] = []
+    redo_items: list[queue.QueueItem] = []
+    stale_ids: list[int] = []
+    for ref in refs:
+        result.scans.append(ref)
+        entries = ctx.experiment.entries(ref)
+        redo_entries: set[str] = set()
+        for planned in plan(entries, summed=is_summed(ctx, ref), tasks=tasks):
+            key = (ref, planned.task, planned.entry)
+            item = queue.QueueItem(ref, planned.task, planned.entry, planned.after)
+            status, recorded, run_id = existing.get(
+                (known.get(ref), planned.task, planned.entry), (None, None, None))
+            downstream = planned.entry in redo_entries or "" in redo_entries
+            if status is None:
+                items.append(item)
+                result.queued.append(key)
+            elif status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+                result.busy.append(key)
+            elif status == TaskStatus.FAILED:
+                if overwrite:
+                    items.append(queue.QueueItem(*key, planned.after, overwrite=True))
+                    result.queued.append(key)
+                    redo_entries.add(planned.entry)
+                else:
+                    result.failed.append(key)
+            else:  # done
+                try:
+                    current = signature(ctx, *key)
+                except InputsMissing:
+                    current = None
+                changed = current != recorded
+                if changed:
+                    result.stale.append(key)
+                    stale_ids.append(run_id)
+                if overwrite or downstream or (changed and stale):
+                    redo_items.append(queue.QueueItem(*key, planned.after, overwrite=True))
+                    result.queued.append(key)
+                    redo_entries.add(planned.entry)
+                elif not changed:
+                    result.skipped.append(key)
+    queue.mark_stale(db, stale_ids)
+    queue.enqueue(db, items)
+    queue.enqueue(db, redo_items, redo_done=True)
+    return result

@@ -1,0 +1,454 @@
+"""The reduction tasks: what each does to one scan entry, what it reads, when it is done.
+
+For every entry ``fN`` of a scan, in order (each waits for the one before):
+
+``sum``
+    Summed scans only, once per scan: add the source scans' raw stacks frame by frame.
+``link``
+    The raw stack ``<scan>/fN.h5`` is there with the detector's frame shape; beamline
+    logs are read into the scan file if the import did not; the scan file gets the link
+    ``/fN/reduced`` → ``<scan>/fN_reduced.nxs`` so one file reaches everything.
+``convert``
+    Every map and profile of the scan's recipe into ``<scan>/fN_reduced.nxs``.
+``preview``
+    A PNG of the first (or mean) frame of every map, ``<scan>/previews/fN_<map>.png``.
+
+Each task has a *signature*: the SHA-256 of its inputs (file sizes and times, the scan's
+geometry and mask, the logged values) and of the recipe. A done task whose signature
+has changed is stale. Outputs are written to a partial file and renamed into place, so a
+task killed half-way leaves the previous output (or none) and a partial file whose
+committed frames are readable; the redo writes a new one. An output that exists and was
+not made by this task with these inputs is never replaced without ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nxgid.errors import ExistsError, MissingError, NxgidError
+from nxgid.experiment.layout import REDUCED_LINK, Experiment, ScanRef
+from nxgid.experiment.logbook import scan_extra
+
+log = logging.getLogger("nxgid.workflow")
+
+#: Every task, in the order they run on an entry.
+TASK_ORDER: tuple[str, ...] = ("sum", "link", "convert", "preview")
+#: The task each one waits for (on the same entry; ``sum`` is on the whole scan).
+PREREQUISITE: dict[str, str | None] = {"sum": None, "link": "sum", "convert": "link",
+                                       "preview": "convert"}
+#: Where the reduced file records the signature it was made with (process/inputs).
+SIGNATURE_INPUT = "task_signature"
+
+#: Progress callback of a running task: (what, done, total).
+TaskProgress = Callable[[str, int, int], None]
+
+
+class InputsMissing(MissingError):
+    """A task's inputs are not there (yet)."""
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What every task needs: the experiment and its effective settings."""
+
+    experiment: Experiment
+    effective: object  # nxgid.settings.store.Effective
+    progress: TaskProgress | None = None
+
+    @property
+    def settings(self):
+        return self.effective.settings  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    signature: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    task: str
+    entry: str
+    after: tuple[str, str] | None
+
+
+def check_tasks(names: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in TASK_ORDER]
+    if unknown:
+        raise NxgidError(f"task {', '.join(unknown)}: expected one of {', '.join(TASK_ORDER)}")
+    return [n for n in TASK_ORDER if n in names]
+
+
+def plan(entries: Sequence[str], *, summed: bool,
+         tasks: Sequence[str] | None = None) -> list[PlannedTask]:
+    """The tasks of one scan in the order they must run (prerequisites first)."""
+    wanted = check_tasks(tasks) if tasks else list(TASK_ORDER)
+    planned = []
+    if summed and "sum" in wanted:
+        planned.append(PlannedTask("sum", "", None))
+    for entry in entries:
+        for task in ("link", "convert", "preview"):
+            if task not in wanted:
+                continue
+            before = PREREQUISITE[task]
+            after = None
+            if before == "sum":
+                after = ("sum", "") if summed else None
+            elif before is not None:
+                after = (before, entry)
+            planned.append(PlannedTask(task, entry, after))
+    return planned
+
+
+# --- signatures ----------------------------------------------------------------------
+
+def _stat(path: Path) -> list:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputsMissing(f"{path} does not exist (yet)") from None
+    return [path.name, info.st_size, info.st_mtime_ns]
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def recipe_for(ctx: TaskContext, ref: ScanRef):
+    from nxgid.recipe import effective_recipe
+
+    return effective_recipe(ctx.experiment, ctx.effective, ref)
+
+
+def _scan_geometry_hash(experiment: Experiment, ref: ScanRef) -> str:
+    import h5py
+
+    from nxgid.experiment.scans import geometry_hash
+
+    path = experiment.scan_file(ref)
+    if not path.is_file():
+        raise InputsMissing(f"scan file {path} does not exist")
+    with h5py.File(path, "r") as root:
+        return geometry_hash(root)
+
+
+def signature(ctx: TaskContext, ref: ScanRef, task: str, entry: str) -> str:
+    """The SHA-256 of what *task* reads; raises :class:`InputsMissing` when absent."""
+    from nxgid.experiment.scans import entry_logs, scan_variables, summed_from
+
+    exp = ctx.experiment
+    if task == "sum":
+        sources = summed_from(exp, ref)
+        return _digest(task, [str(s) for s in sources],
+                       [_stat(exp.raw_stack(s, e)) for s in sources for e in exp.entries(ref)])
+    if task == "link":
+        return _digest(task, _stat(exp.raw_stack(ref, entry)),
+                       _scan_geometry_hash(exp, ref))
+    if task == "convert":
+        recipe = recipe_for(ctx, ref)
+        logs = entry_logs(exp, ref, entry)
+        return _digest(task, recipe.sha256, _stat(exp.raw_stack(ref, entry)),
+                       _scan_geometry_hash(exp, ref), logs.__dict__,
+                       scan_variables(exp, ref),
+                       ctx.settings.configuration.polarization_factor)
+    if task == "preview":
+        recipe = recipe_for(ctx, ref)
+        return _digest(task, recipe.values.preview, _stat(exp.reduced_file(ref, entry)))
+    raise NxgidError(f"unknown task {task!r}")
+
+
+# --- running -------------------------------------------------------------------------
+
+def run_task(ctx: TaskContext, ref: ScanRef, task: str, entry: str, *,
+             overwrite: bool = False) -> TaskResult:
+    """Run one task; raises on failure (the caller records it)."""
+    runner = {"sum": _sum, "link": _link, "convert": _convert, "preview": _preview}.get(task)
+    if runner is None:
+        raise NxgidError(f"unknown task {task!r}")
+    start = time.perf_counter()
+    result = runner(ctx, ref, entry, overwrite)
+    log.info("%s done in %.1f s: %s", task, time.perf_counter() - start, result.detail,
+             extra=scan_extra(ref, entry or None))
+    return result
+
+
+def _sum(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
+    from nxgid.experiment.scans import sum_stacks, summed_from
+
+    exp = ctx.experiment
+    sources = summed_from(exp, ref)
+    if not sources:
+        raise NxgidError(f"scan {ref} is not a summed scan (no summed_from)")
+    entries = exp.entries(ref)
+    sig = signature(ctx, ref, "sum", entry)
+    outputs = [exp.raw_stack(ref, e) for e in entries]
+    newest_input = max(exp.raw_stack(s, e).stat().st_mtime_ns for s in sources
+                       for e in entries)
+    if all(p.exists() and p.stat().st_mtime_ns >= newest_input for p in outputs) \
+            and not overwrite:
+        return TaskResult(sig, f"summed stacks of {len(sources)} scans are up to date")
+    if any(p.exists() for p in outputs) and not overwrite:
+        raise ExistsError(f"{ref}: the summed stacks are older than their sources; "
+                          "`nxgid reduce --stale` or --overwrite sums them again")
+    sum_stacks(exp, sources, ref, entries, progress=ctx.progress)
+    return TaskResult(signature(ctx, ref, "sum", entry),
+                      f"summed {', '.join(s.scan for s in sources)}")
+
+
+def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
+    import h5py
+
+    from nxgid.experiment.configuration import rewrite
+    from nxgid.experiment.locks import file_lock
+    from nxgid.experiment.scans import entry_logs, scan_info
+
+    exp = ctx.experiment
+    sig = signature(ctx, ref, "link", entry)  # raises when the raw stack is missing
+    status = {e.name: e for e in scan_info(exp, ref).entries}.get(entry)
+    if status is None:
+        raise NxgidError(f"scan {ref} has no entry {entry}")
+    if status.state != "present":
+        raise InputsMissing(f"{exp.raw_stack(ref, entry)}: {status.state}")
+    notes = []
+    if not entry_logs(exp, ref, entry).has_logs:
+        notes += _read_beamline_logs(ctx, ref, entry)
+    path = exp.scan_file(ref)
+    with file_lock(path):
+        with h5py.File(path, "r") as root:
+            linked = REDUCED_LINK in root[entry]
+        if not linked:
+            with rewrite(path) as root:
+                root[entry][REDUCED_LINK] = h5py.ExternalLink(exp.reduced_link(ref, entry),
+                                                              "/")
+    return TaskResult(sig, f"{status.frames} frames" + "".join(f"; {n}" for n in notes))
+
+
+def _read_beamline_logs(ctx: TaskContext, ref: ScanRef, entry: str) -> list[str]:
+    """Logs of an imported scan whose import wrote none (e.g. an older import)."""
+    import h5py
+
+    from nxgid.beamlines.base import get_beamline
+    from nxgid.beamlines.importer import IMPORT_GROUP, write_logs
+    from nxgid.experiment.configuration import rewrite
+    from nxgid.experiment.create import planned_raw_directory
+    from nxgid.experiment.locks import file_lock
+
+    exp = ctx.experiment
+    path = exp.scan_file(ref)
+    with h5py.File(path, "r") as root:
+        record = root["entry"].get(IMPORT_GROUP)
+        if record is None or "beamline" not in record:
+            return []
+        name = record["beamline"][()]
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    raw_directory = planned_raw_directory(exp.name, ctx.effective)
+    if raw_directory is None or not raw_directory.is_dir():
+        return [f"raw directory {raw_directory} not found; no logs read"]
+    beamline = get_beamline(name)(raw_directory, ctx.settings)
+    raw = next((r for r in beamline.raw_scans(ref.sample, ref.label) if r.scan == ref.scan),
+               None)
+    if raw is None:
+        return [f"beamline {name} no longer lists the scan; no logs read"]
+    logs = beamline.logs(raw)
+    with file_lock(path), rewrite(path) as root:
+        write_logs(root[entry], logs)
+    return [f"logs read with beamline {name}"]
+
+
+def _convert(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
+    from nxgid.convert import run_convert
+
+    exp = ctx.experiment
+    sig = signature(ctx, ref, "convert", entry)
+    output = exp.reduced_file(ref, entry)
+    _remove_abandoned_partials(exp, output, ctx.settings.server.heartbeat_timeout_s)
+    job = convert_job(ctx, ref, entry, output)
+    if output.exists() and not overwrite:
+        recorded = recorded_signature(output)
+        if recorded == sig and _committed_frames(output) == {_frame_count(Path(job.inputs[0]))}:
+            return TaskResult(sig, f"{output.name} already made with this recipe and inputs")
+        if recorded == sig:  # an interrupted run of this very task: redo it cleanly
+            overwrite = True
+            log.warning("%s is incomplete (an interrupted run): converting again",
+                        output.name, extra=scan_extra(ref, entry))
+    if output.exists() and not overwrite:
+        raise ExistsError(
+            f"{output} exists and was made "
+            + ("with another recipe or other inputs: `nxgid reduce --stale` (or "
+               "--overwrite) replaces it" if recorded else
+               "outside the workflow: `nxgid reduce --overwrite` replaces it"))
+    job.mode = "overwrite" if output.exists() else "create"
+    job.provenance = {SIGNATURE_INPUT: sig, "scan": str(ref), "entry": entry}
+    progress = ctx.progress
+    summary = run_convert(job, progress=(lambda done, total: progress("convert", done, total))
+                          if progress else None)
+    return TaskResult(sig, f"{summary.frames} frames → {output.name} "
+                           f"({', '.join(summary.entries)})")
+
+
+def convert_job(ctx: TaskContext, ref: ScanRef, entry: str, output: Path):
+    """The :class:`nxgid.convert.ConvertJob` of one entry under its recipe: geometry and
+    mask from the scan file, incidence angles, monitor and temperature from its logs."""
+    import numpy as np
+
+    from nxgid.convert import ConvertJob
+    from nxgid.experiment.configuration import configuration_geometry, configuration_mask
+    from nxgid.experiment.scans import entry_logs, scan_variables
+    from nxgid.nexus_names import MAP_RESULTS, PIXEL_MASK_GAP, PROFILE_RESULTS
+
+    exp = ctx.experiment
+    settings = ctx.settings
+    recipe = recipe_for(ctx, ref)
+    values = recipe.values
+    scan_file = exp.scan_file(ref)
+    geometry = configuration_geometry(scan_file)
+    logs = entry_logs(exp, ref, entry)
+    targets = recipe.targets()
+    kinds = {(MAP_RESULTS.get(t.name) or PROFILE_RESULTS.get(t.name))[0] for t in targets}
+    transmission = kinds == {"transmission"}
+    frames = _frame_count(exp.raw_stack(ref, entry))
+
+    def per_frame(values_, what: str):
+        if values_ is not None and len(values_) not in (1, frames):
+            raise NxgidError(f"{scan_file} {entry}: {len(values_)} logged {what} values for "
+                             f"{frames} frames")
+        return values_
+
+    incidence: list[float] | None = None
+    if not transmission:
+        source = values.incidence_angle
+        fixed = recipe.fixed_incidence_deg()
+        if fixed is not None:
+            incidence = [fixed]
+        elif source == "log" or (source == "auto" and logs.incidence_deg):
+            if not logs.incidence_deg:
+                raise NxgidError(f"{scan_file} {entry}: the recipe takes the incidence angle "
+                                 "from the log (incidence_angle = log), but none was logged")
+            incidence = per_frame(logs.incidence_deg, "incidence angle")
+        else:
+            if logs.configured_incidence_deg is None:
+                raise NxgidError(f"{scan_file} {entry}: no configured incidence angle")
+            incidence = [logs.configured_incidence_deg]
+    monitor = None
+    if values.monitor_normalisation:
+        if not logs.monitor:
+            raise NxgidError(f"{scan_file} {entry}: the recipe normalises by the monitor "
+                             "(monitor_normalisation = true), but no monitor was logged")
+        monitor = per_frame(logs.monitor, "monitor")
+    user_mask = None
+    mask_path = None
+    use_detector_mask = values.mask != "none"
+    if values.mask == "configuration":
+        bits = configuration_mask(scan_file).astype(np.int64) & 0xFFFF
+        user_mask = (bits & ~PIXEL_MASK_GAP) != 0
+    elif values.mask not in ("gaps", "none"):
+        mask_path = _experiment_path(exp, values.mask, "mask")
+    variables = {name: ([value], unit) for name, (value, unit)
+                 in scan_variables(exp, ref).items()}
+    if logs.temperature_K:
+        variables["temperature"] = (per_frame(logs.temperature_K, "temperature"), "K")
+    metadata = exp.sample_metadata_file(ref.sample)
+    instrument = settings.instrument
+    return ConvertJob(
+        inputs=[str(exp.raw_stack(ref, entry))], output=output, poni=None,
+        geometry=geometry, targets=targets, incidence_deg=incidence,
+        transmission=transmission, tilt_deg=values.tilt_deg,
+        sample_orientation=values.sample_orientation, mask=mask_path,
+        user_mask=user_mask, use_detector_mask=use_detector_mask,
+        dark=_experiment_path(exp, values.dark, "dark") if values.dark else None,
+        flat=_experiment_path(exp, values.flat, "flat") if values.flat else None,
+        corrections=recipe.corrections(settings.configuration.polarization_factor),
+        q_unit=values.q_unit, method=values.method, pixel_splitting=values.pixel_splitting,
+        errors=values.errors, compression=values.compression,
+        metadata_file=metadata if metadata.is_file() else None,
+        title=f"{ref} {entry}", source_type=instrument.source_type,
+        source_name=instrument.source or None, instrument_name=instrument.instrument
+        or "unknown", block_frames=values.block_frames,
+        cache_dir=exp.tasks_dir / "cache", monitor=monitor, variables=variables,
+        recipe={**recipe.as_dict()})
+
+
+def _experiment_path(exp: Experiment, text: str, role: str) -> Path:
+    path = Path(text).expanduser()
+    path = path if path.is_absolute() else exp.root / path
+    if not path.is_file():
+        raise InputsMissing(f"recipe {role} = {text}: {path} does not exist")
+    return path
+
+
+def _frame_count(path: Path) -> int:
+    from nxgid.images import open_series
+
+    return len(open_series([path]))
+
+
+def recorded_signature(path: Path) -> str | None:
+    """The task signature a reduced file was made with (None if not by a task)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as root:
+            for name in root:
+                item = root[name].get(f"process/inputs/{SIGNATURE_INPUT}")
+                if item is not None:
+                    value = item[()]
+                    return value.decode() if isinstance(value, bytes) else str(value)
+    except OSError:
+        return None
+    return None
+
+
+def _committed_frames(path: Path) -> set[int]:
+    """Frames committed in each nxgid entry of a reduced file (one value if complete)."""
+    import h5py
+
+    from nxgid.nexus.writer import committed_frames
+
+    with h5py.File(path, "r") as root:
+        return {committed_frames(root[name]) for name in root
+                if isinstance(root[name], h5py.Group) and "data" in root[name]}
+
+
+def _remove_abandoned_partials(exp: Experiment, output: Path, older_than_s: float) -> None:
+    """Partial files a killed run left (older than the heartbeat timeout: no live writer
+    of them can remain, as its task would have been requeued)."""
+    now = time.time()
+    for partial in exp.partial_files(output):
+        try:
+            if now - partial.stat().st_mtime > older_than_s:
+                partial.unlink()
+                log.info("removed %s left by an interrupted run", partial.name)
+        except FileNotFoundError:
+            pass
+
+
+def _preview(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
+    from nxgid.nexus.reader import NexusFile
+    from nxgid.plot import plot_result
+
+    exp = ctx.experiment
+    sig = signature(ctx, ref, "preview", entry)
+    recipe = recipe_for(ctx, ref)
+    reduced = NexusFile(exp.reduced_file(ref, entry))
+    written = []
+    for info in reduced.entries():
+        stored = reduced.result(info.name)
+        if len(info.axes) != 2:
+            continue  # profiles: no picture
+        path = exp.preview_file(ref, entry, info.name)
+        path.parent.mkdir(exist_ok=True)
+        if recipe.values.preview == "first":
+            result = stored.read(slice(0, 1), errors=False)
+            plot_result(result, path, frame=0, title=f"{ref} {entry} {info.name}")
+        else:
+            result = stored.read(None, errors=False)
+            plot_result(result, path, frame=None, title=f"{ref} {entry} {info.name}")
+        written.append(path.name)
+    return TaskResult(sig, f"{len(written)} previews" if written else "no maps to preview")

@@ -1,0 +1,201 @@
+"""Workers: claim tasks from the database, run them, record the outcome.
+
+A worker loops: give back tasks whose worker went silent (:func:`queue.requeue_expired`),
+claim the oldest claimable task, run it while a thread keeps its heartbeat, and record
+done (with the input signature) or a failed attempt (queued again until ``max_attempts``
+of ``[server]``). It stops when nothing is claimable and nothing is running (or, with
+*wait*, keeps polling for new work until stopped). Ctrl-C gives the running task back.
+
+``run_workers`` starts N such workers as separate processes (``spawn``: no HDF5 handle or
+database connection crosses a fork); ``nxgid reduce --now`` runs one in the foreground.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nxgid.experiment.layout import Experiment
+from nxgid.experiment.logbook import scan_extra
+from nxgid.workflow import queue
+from nxgid.workflow.database import WorkflowDB
+from nxgid.workflow.tasks import TaskContext, run_task
+
+log = logging.getLogger("nxgid.workflow")
+
+#: Seconds between looks at an empty queue while other tasks still run (or with wait).
+POLL_S = 0.5
+
+
+@dataclass
+class WorkerReport:
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    requeued: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+#: Called after every task: (claimed task, "done" | "failed" | "queued", detail or error).
+TaskEvent = Callable[[queue.ClaimedTask, str, str], None]
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps a claimed task's heartbeat while the task runs in the main thread."""
+
+    def __init__(self, db: WorkflowDB, task_id: int, every_s: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{task_id}")
+        self.db, self.task_id, self.every_s = db, task_id, every_s
+        self.stopped = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            try:
+                if not queue.heartbeat(self.db, self.task_id):
+                    self.lost = True
+            except Exception as exc:  # a database hiccup must not kill the task
+                log.warning("heartbeat of task %d failed: %s", self.task_id, exc)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def work(db: WorkflowDB, ctx: TaskContext, *, tasks: Sequence[str] | None = None,
+         wait: bool = False, stop: threading.Event | None = None,
+         on_event: TaskEvent | None = None, on_claim: Callable | None = None
+         ) -> WorkerReport:
+    """Run tasks until the queue is drained (see the module docstring)."""
+    server = ctx.settings.server
+    stop = stop or threading.Event()
+    report = WorkerReport()
+    start = time.perf_counter()
+    host = socket.gethostname()
+    while not stop.is_set():
+        report.requeued += len(queue.requeue_expired(
+            db, timeout_s=server.heartbeat_timeout_s, max_attempts=server.max_attempts))
+        claimed = queue.claim(db, tasks=tasks, host=host)
+        if claimed is None:
+            if not wait and queue.queue_state(db, tasks).idle:
+                break
+            stop.wait(POLL_S)
+            continue
+        if on_claim is not None:
+            on_claim(claimed)
+        extra = scan_extra(claimed.scan, claimed.entry or None)
+        log.info("%s started (attempt %d) on %s pid %d", claimed.task, claimed.attempts,
+                 host, os.getpid(), extra=extra)
+        beat = _Heartbeat(db, claimed.id, server.heartbeat_s)
+        beat.start()
+        try:
+            outcome = run_task(ctx, claimed.scan, claimed.task, claimed.entry,
+                               overwrite=claimed.overwrite)
+        except KeyboardInterrupt:
+            beat.stop()
+            queue.release(db, claimed.id)
+            log.warning("%s interrupted; given back to the queue", claimed.task, extra=extra)
+            raise
+        except Exception as exc:
+            beat.stop()
+            error = one_line(exc)
+            log.error("%s failed (attempt %d): %s", claimed.task, claimed.attempts, error,
+                      extra=extra)
+            log.debug("%s", traceback.format_exc(), extra=extra)
+            status = queue.fail(db, claimed.id, error, max_attempts=server.max_attempts)
+            if status == "failed":
+                report.failed += 1
+                report.errors.append(f"{claimed.scan} {claimed.task} {claimed.entry}: {error}")
+            else:
+                report.retried += 1
+            if on_event is not None:
+                on_event(claimed, status, error)
+            continue
+        beat.stop()
+        if beat.lost:
+            log.warning("%s finished after its task was given to another worker; "
+                        "result not recorded", claimed.task, extra=extra)
+            continue
+        queue.finish(db, claimed.id, signature=outcome.signature, detail=outcome.detail)
+        report.done += 1
+        if on_event is not None:
+            on_event(claimed, "done", outcome.detail)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+# --- worker processes ----------------------------------------------------------------
+
+def worker_main(root: str, site_path: str | None, tasks: Sequence[str] | None,
+                wait: bool) -> None:
+    """Entry point of one worker process."""
+    from nxgid.experiment.logbook import attach
+    from nxgid.workflow.workspace import effective_settings
+
+    experiment = Experiment.open(Path(root))
+    attach(experiment)
+    logging.getLogger("nxgid").setLevel(logging.INFO)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    effective = effective_settings(experiment, site_path=Path(site_path) if site_path
+                                   else None)
+    ctx = TaskContext(experiment, effective)
+    with WorkflowDB.open(experiment, effective.settings) as db, \
+            contextlib.suppress(KeyboardInterrupt):
+        work(db, ctx, tasks=tasks, wait=wait, stop=stop)
+
+
+def start_workers(experiment: Experiment, count: int, *, site_path: Path | None = None,
+                  tasks: Sequence[str] | None = None, wait: bool = False
+                  ) -> list[multiprocessing.Process]:
+    context = multiprocessing.get_context("spawn")
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # the current directory was removed (e.g. `demo --overwrite`
+        os.chdir(experiment.root)  # run from inside the old demo): spawn needs one
+    processes = []
+    for _ in range(count):
+        process = context.Process(
+            target=worker_main, daemon=False,
+            args=(str(experiment.root), str(site_path) if site_path else None,
+                  list(tasks) if tasks else None, wait))
+        process.start()
+        processes.append(process)
+    return processes
+
+
+def run_workers(experiment: Experiment, count: int, *, site_path: Path | None = None,
+                tasks: Sequence[str] | None = None, wait: bool = False,
+                on_tick: Callable[[], None] | None = None, tick_s: float = 1.0) -> list[int]:
+    """Run *count* worker processes until they all stop; returns their exit codes.
+    Ctrl-C stops them (each gives its running task back)."""
+    processes = start_workers(experiment, count, site_path=site_path, tasks=tasks, wait=wait)
+    try:
+        while any(p.is_alive() for p in processes):
+            for process in processes:
+                process.join(timeout=tick_s / max(len(processes), 1))
+            if on_tick is not None:
+                on_tick()
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join()
+    return [p.exitcode if p.exitcode is not None else -1 for p in processes]
