@@ -204,7 +204,26 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
                                                                       295.3])
     assert [layer.material for layer in reduced.sample().layers] == \
         ["pentacene", "silicon oxide", "silicon"]
-    assert result.stdout.count("valid NXgid (nexusformat, pynxtools, silx)") == 5
+    assert result.stdout.count("valid NXgid (nexusformat, pynxtools, silx)") == 6
+    hot = NexusFile(exp.reduced_file(ScanRef("pentacene-SiO2", "as-grown", "s005"), "f1"))
+    assert list(hot.load("img_gid_q").frame_values["temperature"]) == pytest.approx(
+        [340.0, 340.1, 340.2, 340.3])
+    # the recipe and its hash went into every output; the demo's overrides took effect
+    from nxgid.recipe import effective_recipe
+    from nxgid.workflow.workspace import effective_settings
+
+    recipe = effective_recipe(exp, effective_settings(exp, site_path=site), ScanRef(
+        "pentacene-SiO2", "as-grown", "s002"))
+    assert recipe.values.monitor_normalisation
+    assert reduced.recipe()[1] == recipe.sha256
+    # every task done by the two local workers, previews next to the reduced files
+    assert "reduction workflow:" in result.stdout and "2 local worker processes" in \
+        result.stdout
+    with open_database(exp, site_path=site) as db:
+        states = {t.status for row in scan_status(db) for t in row.tasks}
+    assert states == {"done"}
+    assert exp.preview_file(ScanRef("pentacene-SiO2", "as-grown", "s002"), "f1",
+                            "img_gid_q").is_file()
     previews = sorted((tmp_path / "demo" / "previews").glob("*.png"))
     assert {p.stem for p in previews} >= {"img_gid_q", "img_gid_pol", "vert_cut_gid"}
     # calibrated headless from the synthetic LaB6 image, 5 mm and 10 px from the start

@@ -297,6 +297,19 @@ def test_nxload_opens_and_finds_the_default_plot(reports, files, name):
         root.close()
 
 
+def test_validating_leaves_the_file_untouched(files):
+    """nexusformat would open the file read-write (its NXroot context manager does):
+    validating must not change a byte or the modification time (a done workflow task
+    would look stale)."""
+    import hashlib
+
+    path = files["gi_maps"][0]
+    before = (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+    nv.validate_with_nexusformat(path)
+    assert (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()) == \
+        before
+
+
 def test_warnings_of_nexusformat_are_available(files):
     warnings: list[str] = []
     assert nv.validate_with_nexusformat(files["gi_maps"][0], warnings=warnings) == []

@@ -62,7 +62,8 @@ WORKERS = 2
 #: raw tree holds and the import makes (see nxgid.demo_setup).
 PLAN: dict[str, dict[str, dict[str, tuple[float, int]]]] = {
     "pentacene-SiO2": {
-        "as-grown": {"s001": (295.0, 1), "s002": (295.0, 1), "s003": (295.0, 1)},
+        "as-grown": {"s001": (295.0, 1), "s002": (295.0, 1), "s003": (295.0, 1),
+                     "s005": (340.0, 1)},
     },
     "P3HT-blend": {
         "rt": {"s004": (295.0, 1)},

@@ -38,6 +38,7 @@ SPEC_SCANS: dict[str, tuple[str, tuple[float, ...], float]] = {
     "s002": (f"ascan ai {INCIDENCE_SCAN_DEG[0]} {INCIDENCE_SCAN_DEG[-1]} "
              f"{len(INCIDENCE_SCAN_DEG) - 1} 1", INCIDENCE_SCAN_DEG, 295.0),
     "s003": ("loopscan 4 1", (INCIDENCE_DEG,), 295.0),
+    "s005": ("loopscan 4 1", (INCIDENCE_DEG,), 340.0),  # the film annealed in situ
 }
 AS_GROWN = ("pentacene-SiO2", "as-grown")
 SUMMED_FROM = ("s001", "s003")
@@ -168,7 +169,8 @@ def write_spec_raw_tree(raw: Path, truth, polarization: float) -> Path:
     lines = [f"#F {sample}_{label}.spec", "#E 1795424400",
              "#D Mon Nov 23 09:00:00 2026", "#O0 phi  chi  th  ai", ""]
     rng = np.random.default_rng(11)
-    for number, (command, angles, temperature) in enumerate(SPEC_SCANS.values(), 1):
+    for scan, (command, angles, temperature) in SPEC_SCANS.items():
+        number = int(scan.removeprefix("s"))  # SPEC scan N is nxgid scan sNNN
         frames = frames_for(truth, angles, seed=7 + 10 * number,
                             polarization=polarization)
         write_cbf_series(raw / f"{sample}_{number:03d}", "frame", frames)

@@ -240,21 +240,51 @@ def validate_with_nexusformat(path: str | os.PathLike,
         return _no_entry(path)
     errors: dict[str, None] = {}  # ordered, without the repeats of the two passes
     warned: dict[str, None] = {}
-    for entry in entries:
-        with _captured("NXValidate", logging.INFO) as log:
-            validate.validate_application(str(path), path=f"/{entry}",
-                                          application=str(definition_path()))
-        found, maybe = _nexusformat_problems(log.records, entry)
-        errors.update(dict.fromkeys(found))
-        warned.update(dict.fromkeys(maybe))
-        with _captured("NXValidate", logging.INFO) as log:
-            validate.validate_file(str(path), path=f"/{entry}")
-        found, maybe = _nexusformat_problems(log.records, entry)
-        errors.update(dict.fromkeys(found))
-        warned.update(dict.fromkeys(text for text in maybe if "is not defined" not in text))
+    with _nexusformat_read_only():
+        for entry in entries:
+            _nexusformat_entry(validate, path, entry, errors, warned)
     if warnings is not None:
-        warnings += warned
+        warnings.extend(warned)
     return list(errors)
+
+
+@contextlib.contextmanager
+def _nexusformat_read_only() -> Iterator[None]:
+    """nexusformat's validator opens the file with ``with nxopen(...)``, and NXroot's
+    ``__enter__`` switches the file to read-write: validating would open our outputs
+    r+ and change their modification time (which makes a done task look stale). For the
+    duration of the call, entering an NXroot keeps the mode it was opened with ("r")."""
+    from nexusformat.nexus import tree
+
+    original = tree.NXroot.__enter__
+
+    def enter_read_only(self):
+        if self.nxfile:
+            self._current_mode = self._mode
+            self.nxfile.__enter__()
+        return self
+
+    tree.NXroot.__enter__ = enter_read_only
+    try:
+        yield
+    finally:
+        tree.NXroot.__enter__ = original
+
+
+def _nexusformat_entry(validate, path, entry: str, errors: dict, warned: dict) -> None:
+    """Both passes of nexusformat on one entry: the application definition, then the
+    base classes; problems go into *errors* and *warned* (ordered, without repeats)."""
+    with _captured("NXValidate", logging.INFO) as log:
+        validate.validate_application(str(path), path=f"/{entry}",
+                                      application=str(definition_path()))
+    found, maybe = _nexusformat_problems(log.records, entry)
+    errors.update(dict.fromkeys(found))
+    warned.update(dict.fromkeys(maybe))
+    with _captured("NXValidate", logging.INFO) as log:
+        validate.validate_file(str(path), path=f"/{entry}")
+    found, maybe = _nexusformat_problems(log.records, entry)
+    errors.update(dict.fromkeys(found))
+    warned.update(dict.fromkeys(text for text in maybe if "is not defined" not in text))
 
 
 # --- pynxtools -----------------------------------------------------------------------
