@@ -16,17 +16,21 @@ needs new previews), so one request brings an entry up to date.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from nxgid.experiment.layout import ScanRef, Selection
+from nxgid.experiment.logbook import scan_extra
 from nxgid.workflow import queue
 from nxgid.workflow.database import WorkflowDB
 from nxgid.workflow.models import ScanRow, TaskRun, TaskStatus
 from nxgid.workflow.sync import sync
 from nxgid.workflow.tasks import InputsMissing, TaskContext, plan, signature
+
+log = logging.getLogger("nxgid.workflow")
 
 
 @dataclass
@@ -119,4 +123,8 @@ def queue_reduction(db: WorkflowDB, ctx: TaskContext, selections: Sequence[Selec
     queue.mark_stale(db, stale_ids)
     queue.enqueue(db, items)
     queue.enqueue(db, redo_items, redo_done=True)
+    log.info("reduce %s: %s", ", ".join(str(s) for s in selections) or "all",
+             result.summary())
+    for ref, task, entry in result.queued:
+        log.info("%s queued", task, extra=scan_extra(ref, entry or None))
     return result
