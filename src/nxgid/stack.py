@@ -25,6 +25,11 @@ name only when complete (never clobbering; with ``overwrite`` by atomic replacem
 A run that was interrupted (exception, Ctrl-C, SIGKILL) leaves the partial file; the next
 run with the same inputs (same files, sizes, mtimes, dataset and frame selection)
 continues after its last committed frame, otherwise it starts again.
+
+:func:`append_images` adds the frames of more source files to a finished stack (live
+mode, ``nxgid watch``): in place, with the same commit rule (each block flushed before
+``frame_ind`` grows; an interrupted append is cut back to the last committed frame, now
+or when the stack is next opened for appending), so the stack never holds half a frame.
 """
 
 from __future__ import annotations
@@ -123,6 +128,113 @@ def stack_images(inputs: Sequence[str | Path], output: Path, *, dataset: str | N
     _publish(partial, output, overwrite)
     return StackSummary(output, total, len({o.path for o in origins}), resumed_from,
                         time.monotonic() - started, output.stat().st_size, note)
+
+
+def append_images(inputs: Sequence[str | Path], output: Path, *, dataset: str | None = None,
+                  block_frames: int = 16,
+                  progress: Callable[[int, int], None] | None = None) -> StackSummary:
+    """Append every frame of ``inputs`` to the existing stack ``output`` (made by
+    :func:`stack_images`), in place; see the module docstring.
+
+    The new frames must have the stack's shape and data type (no promotion), and no
+    input may already be in the stack. ``frames`` of the summary counts the stack after
+    the append, ``resumed_from`` the frames it held before; ``progress(done, total)``
+    counts the appended frames.
+    """
+    started = time.monotonic()
+    output = Path(output).expanduser()
+    if block_frames < 1:
+        raise NxgidError(f"block size {block_frames}: expected at least 1 frame")
+    if not output.is_file():
+        raise MissingError(f"{output}: no such stack to append to")
+    series = open_series(inputs, dataset=dataset)
+    origins = series.origins
+    names = _checked_names(series, origins, output)
+    try:
+        handle = h5py.File(output, "r+")
+    except BlockingIOError:
+        raise NxgidError(f"{output} is open in another process; try again when it is "
+                         "closed") from None
+    except OSError as exc:
+        raise NxgidError(f"{output}: cannot be opened for appending: "
+                         f"{str(exc).splitlines()[0]}") from None
+    try:
+        hold_metadata_until_flush(handle)
+        signal_ = handle.get(DATA_PATH)
+        data = handle.get("entry/data")
+        if signal_ is None or data is None or nx.FRAME_AXIS not in data \
+                or FRAME_NUMBER not in data or SOURCE_FILE not in data:
+            raise NxgidError(f"{output}: not a stack made by nxgid stack (no {DATA_PATH} "
+                             f"with {nx.FRAME_AXIS}); cannot append to it")
+        if signal_.shape[1:] != series.shape or signal_.dtype != series.dtype:
+            raise NxgidError(f"{output}: holds {_size(signal_.shape[1:])} frames of "
+                             f"{signal_.dtype}, but the new frames are "
+                             f"{_size(series.shape)} {series.dtype}; a stack keeps one shape "
+                             "and the raw data type")
+        entry = handle["entry"]
+        before = committed_frames(entry)
+        for item in frame_datasets(entry):  # an append begun but not committed
+            if item.shape[0] > before:
+                item.resize(before, axis=0)
+        handle.flush()
+        stacked = {bytes(name).rstrip(b"\0") for name in data[SOURCE_FILE][:before]}
+        again = sorted({name for name in names if name in stacked})
+        if again:
+            raise NxgidError(f"{again[0].decode(errors='replace')}: already in {output}; "
+                             "each source file is stacked once")
+        done, total = before, before + len(series)
+        for block, block_origins in series.iter_blocks(block_frames):
+            n = len(block)
+            try:
+                _grow(data["data"], block)
+                _grow(data[FRAME_NUMBER], np.array([o.index for o in block_origins],
+                                                   np.int64))
+                _grow(data[SOURCE_FILE], np.array(names[done - before:done - before + n],
+                                                  data[SOURCE_FILE].dtype))
+                handle.flush()
+                # commit: frame_ind grows last, once the block is on disk
+                _grow(data[nx.FRAME_AXIS], np.arange(done, done + n, dtype=np.int64))
+                handle.flush()
+            except BaseException:
+                for item in frame_datasets(entry):  # back to the last committed frame
+                    if item.shape[0] > done:
+                        item.resize(done, axis=0)
+                _record_append(entry, origins[:done - before])
+                handle.flush()
+                raise
+            done += n
+            if progress is not None:
+                progress(done - before, total - before)
+        _record_append(entry, origins)
+        handle.flush()
+    finally:
+        handle.close()
+    return StackSummary(output, done, len({o.path for o in origins}), before,
+                        time.monotonic() - started, output.stat().st_size)
+
+
+def _size(shape: tuple) -> str:
+    return "×".join(str(n) for n in shape)
+
+
+def _record_append(entry: h5py.Group, origins: Sequence[FrameOrigin]) -> None:
+    """Add the files of the appended frames to the stack's inputs note (it documents
+    every source; ``source_file`` remains the record of each frame)."""
+    note = entry.get(INPUTS_NOTE)
+    if note is None or "data" not in note or not origins:
+        return
+    try:
+        record = json.loads(bytes(note["data"][()]).decode())
+    except (ValueError, UnicodeDecodeError):
+        return
+    for path in dict.fromkeys(o.path for o in origins):
+        stat = path.stat()
+        record.setdefault("files", []).append({"path": os.path.abspath(path),
+                                               "size": stat.st_size,
+                                               "mtime_ns": stat.st_mtime_ns})
+    record["count"] = int(entry["data"][nx.FRAME_AXIS].shape[0])
+    del note["data"]
+    note.create_dataset("data", data=np.bytes_(json.dumps(record, sort_keys=True).encode()))
 
 
 # --- checks --------------------------------------------------------------------------

@@ -40,6 +40,7 @@ COMMANDS = {
     "reduce": "nxgid.cli.reduce_cmd:reduce",
     "workers": "nxgid.cli.reduce_cmd:workers",
     "retry": "nxgid.cli.reduce_cmd:retry",
+    "watch": "nxgid.cli.watch_cmd:watch",
     "recipe": "nxgid.cli.recipe_cmd:recipe",
 }
 
