@@ -177,6 +177,7 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     expected = {ScanRef(s, lab, sc) for s, labels in PLAN.items()
                 for lab, scans in labels.items() for sc in scans}
     expected.add(ScanRef("pentacene-SiO2", "as-grown", SUMMED))
+    expected.add(ScanRef("pentacene-SiO2", "as-grown", "s006"))  # measured in live mode
     assert set(exp.scans()) == expected
     assert len(PLAN) == 2
     site = tmp_path / "demo" / "site" / "settings.ini"
@@ -216,6 +217,15 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
         "pentacene-SiO2", "as-grown", "s002"))
     assert recipe.values.monitor_normalisation
     assert reduced.recipe()[1] == recipe.sha256
+    # live mode: the scan measured after the reduction was reduced frame by frame
+    live = ScanRef("pentacene-SiO2", "as-grown", "s006")
+    grown = NexusFile(exp.reduced_file(live, "f1")).load("img_gid_q")
+    assert grown.frames == 4
+    assert list(grown.frame_values["temperature"]) == pytest.approx([360.0, 360.1, 360.2,
+                                                                     360.3])
+    said = " ".join(result.stdout.split())  # as printed, without the console's wrapping
+    assert "the reduced file grew to [1, 2, 3, 4] frames as they landed" in said
+    assert "1 task(s) queued on 1 scan(s), 2 up to date" in said
     # every task done by the two local workers, previews next to the reduced files
     assert "reduction workflow:" in result.stdout and "2 local worker processes" in \
         result.stdout

@@ -14,7 +14,9 @@ writes the user's. It goes through the same library functions as the commands do
    link, convert (into ``<scan>/fN_reduced.nxs`` with the sample's layers), preview and
    sum tasks claimed from the database by two local worker processes;
 7. the reduced files read back and checked against the truth, validated, with PNG
-   previews (:mod:`nxgid.demo_conversion`).
+   previews (:mod:`nxgid.demo_conversion`);
+8. live mode: a new scan measured frame by frame while ``nxgid watch`` imports it and
+   reduces each frame as it lands (:mod:`nxgid.demo_live`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,17 @@ from nxgid.demo_conversion import (
     DEMO_RECIPE,
     ConversionReport,
     check_reduction,
+    demo_geometry,
     write_sample_files,
 )
-from nxgid.demo_setup import BEAMLINE_SETTINGS, SetupReport, build_setup
+from nxgid.demo_live import LiveReport, run_live_step
+from nxgid.demo_setup import (
+    AS_GROWN,
+    BEAMLINE_SETTINGS,
+    CONFIGURATION,
+    SetupReport,
+    build_setup,
+)
 from nxgid.errors import ExistsError, NxgidError
 from nxgid.experiment.layout import Experiment, Selection
 from nxgid.experiment.logbook import attach, detach
@@ -43,7 +53,7 @@ from nxgid.workflow.reduce import queue_reduction
 from nxgid.workflow.status import ScanStatus, scan_status
 from nxgid.workflow.sync import SyncReport, sync
 from nxgid.workflow.tasks import TaskContext
-from nxgid.workflow.worker import run_workers
+from nxgid.workflow.worker import run_workers, work
 from nxgid.workflow.workspace import (
     effective_settings,
     new_experiment,
@@ -82,6 +92,7 @@ class DemoReport:
     conversion: ConversionReport | None = None
     setup: SetupReport | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    live: LiveReport | None = None
 
 
 def _prepare(directory: Path, overwrite: bool) -> None:
@@ -184,9 +195,25 @@ def build_demo(directory: Path, *, overwrite: bool = False,
         found = sum(check.ok for check in conversion.spots)
         log.info("converted simulated frames to %s; %d of %d spots within half a bin",
                  ", ".join(conversion.results), found, len(conversion.spots))
+
+        say("live mode: a new scan measured while `nxgid watch` runs")
+        cfg = site.settings.configuration
+        live = run_live_step(
+            experiment, effective_settings(experiment, site_path=site_file), raw,
+            site_file, setup.spec_file,
+            demo_geometry(cfg.wavelength_A, cfg.distance_mm, cfg.detector), *AS_GROWN,
+            cfg.polarization_factor, CONFIGURATION)
+        # what live mode recorded is up to date for the workflow: only the preview is left
+        effective = effective_settings(experiment, site_path=site_file)
+        with open_database(experiment, site_path=site_file) as database:
+            ctx = TaskContext(experiment, effective)
+            live.after = queue_reduction(database, ctx, [Selection.parse(str(live.scan))])
+            work(database, ctx)
+            status = scan_status(database)
+        timings["live mode"] = time.perf_counter() - start
         log.info("demo beamtime ready: %s", report.summary())
     finally:
         detach(handler)
     return DemoReport(directory=directory, site_file=site_file, raw_directory=raw,
                       experiment=experiment, sync=report, status=status,
-                      conversion=conversion, setup=setup, timings_s=timings)
+                      conversion=conversion, setup=setup, timings_s=timings, live=live)

@@ -95,6 +95,14 @@ def demo(directory: Path, overwrite: bool) -> None:
         for step, seconds in conv.timings_s.items():
             out.print(f"  {step}: {seconds:.2f} s")
         out.print(f"  previews: {conv.previews[0].parent}/ ({len(conv.previews)} PNG files)")
+    live = report.live
+    if live is not None:
+        out.print(f"\nlive mode (`nxgid watch`): {live.scan} measured frame by frame after "
+                  f"the reduction; the reduced file grew to {live.growth} frames as they "
+                  f"landed ({live.frames} in the end, {live.seconds:.1f} s); {live.summary}")
+        if live.after is not None:
+            out.print(f"  then `nxgid reduce {live.scan}`: {live.after.summary()} "
+                      "(link and convert were recorded by live mode; the preview is made)")
     out.print("\nlast log lines:")
     for line in tail(exp.log_file, 5):
         out.print(f"  {line}")
