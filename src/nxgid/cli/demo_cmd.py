@@ -103,6 +103,12 @@ def demo(directory: Path, overwrite: bool) -> None:
         if live.after is not None:
             out.print(f"  then `nxgid reduce {live.scan}`: {live.after.summary()} "
                       "(link and convert were recorded by live mode; the preview is made)")
+    dask = report.dask
+    if dask is not None:
+        out.print(f"\nrecipe change: {dask.change}")
+        out.print(f"  stale: {', '.join(f'{t} {r} {e}'.strip() for r, t, e in dask.stale)}; "
+                  f"redone on a Dask cluster (dask-local, 2 workers): {dask.done} done, "
+                  f"{dask.failed} failed in {dask.seconds:.1f} s on {', '.join(dask.where)}")
     out.print("\nlast log lines:")
     for line in tail(exp.log_file, 5):
         out.print(f"  {line}")
