@@ -19,7 +19,8 @@ It stops when nothing is claimable, nothing is in flight and nothing runs elsewh
 gives the in-flight tasks back to the queue (the attempt is not counted).
 
 One writer per output file: each task writes only its own outputs (the reduced file
-``<scan>/fN_reduced.nxs`` through a partial file renamed into place, its previews, the
+``<scan>/fN_reduced.nxs``, built under a temporary name and published by rename, its
+previews, the
 summed stacks of its scan; edits of the shared scan file are serialised by
 :func:`nxgid.experiment.locks.file_lock`), and the database hands each task to exactly
 one executor — this client or a local worker, never both. No HDF5 object crosses a

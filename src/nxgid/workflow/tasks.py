@@ -15,10 +15,13 @@ For every entry ``fN`` of a scan, in order (each waits for the one before):
 
 Each task has a *signature*: the SHA-256 of its inputs (file sizes and times, the scan's
 geometry and mask, the logged values) and of the recipe. A done task whose signature
-has changed is stale. Outputs are written to a partial file and renamed into place, so a
-task killed half-way leaves the previous output (or none) and a partial file whose
-committed frames are readable; the redo writes a new one. An output that exists and was
-not made by this task with these inputs is never replaced without ``overwrite``.
+has changed is stale. A new reduced file is built under a temporary name, appears under
+its own name once its first block is complete and then grows block by block (each block
+flushed before the frame axis grows), so a task killed half-way leaves a file whose
+committed frames all read back; a replacement stays temporary until complete and then
+replaces the old file atomically. The redo of an interrupted run (same signature, fewer
+frames) replaces its file. An output that exists and was not made by this task with
+these inputs is never replaced without ``overwrite``.
 """
 
 from __future__ import annotations
