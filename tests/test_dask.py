@@ -77,11 +77,12 @@ def test_a_local_cluster_reduces_like_a_serial_worker(site_file, tmp_path):
         preview = on_dask.experiment.preview_file(ref_dask, "f1", "img_gid_q")
         assert preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # every task ran in a Dask worker process, not here; the row names the client
+    # every task ran in a Dask worker process, not here; the row names that worker
     pids = set()
     for task in tasks.values():
         ran = RAN_ON.search(task.detail or "")
         assert ran, task.detail
+        assert task.host == ran["host"]
         pids.add(int(ran["pid"]))
     assert os.getpid() not in pids
     assert "f1_reduced.nxs" in tasks[(str(on_dask.scans[0]), "convert", "f1")].detail

@@ -62,10 +62,10 @@ def run_now(state: State, experiment, effective, tasks, executor: str, scheduler
     from nxgid.workflow.workspace import open_database
 
     out = console()
-    ctx = TaskContext(experiment, effective)
     with open_database(experiment) as db:
         total = sum(status_counts(db).values())
         bar = None
+        progress = None
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress
@@ -75,6 +75,11 @@ def run_now(state: State, experiment, effective, tasks, executor: str, scheduler
             bar.start()
             counter = bar.add_task("tasks", total=total,
                                    completed=status_counts(db).get("done", 0))
+            frames = bar.add_task("frames", total=None)
+
+            def progress(what: str, done: int, of: int) -> None:
+                bar.update(frames, description=f"  {what} frames", completed=done, total=of)
+        ctx = TaskContext(experiment, effective, progress=progress)
         report_event = _events(out, state.verbose > 0)
 
         def on_event(claimed, status, detail) -> None:

@@ -11,8 +11,9 @@ Dask workers never open it. The client loops like :func:`nxgid.workflow.worker.w
   worker, runs :func:`nxgid.workflow.tasks.run_task` and returns plain values;
 - keep the heartbeat of every in-flight task from the client every ``[server]
   heartbeat_s`` while its future runs (queued in Dask or running);
-- record done (the detail ends with ``[dask worker HOST:PID]``: the row's host and pid
-  are the client's) or a failed attempt, queued again until ``[server] max_attempts``.
+- record done (host and pid of the Dask worker that ran it; the detail ends with
+  ``[dask worker HOST:PID]``) or a failed attempt, queued again until ``[server]
+  max_attempts``.
 
 It stops when nothing is claimable, nothing is in flight and nothing runs elsewhere
 (with *wait*, it keeps polling until stopped). Ctrl-C or *stop* cancels the futures and
@@ -264,7 +265,8 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
                         "result not recorded", claimed.task, extra=extra)
             return
         detail = where_ran(detail, worker_host, worker_pid)
-        queue.finish(db, claimed.id, signature=signature, detail=detail)
+        queue.finish(db, claimed.id, signature=signature, detail=detail,
+                     host=worker_host, pid=worker_pid)
         report.done += 1
         if on_event is not None:
             on_event(claimed, "done", detail)

@@ -184,12 +184,18 @@ def heartbeat(db: WorkflowDB, task_id: int, *, pid: int | None = None) -> bool:
 
 
 def finish(db: WorkflowDB, task_id: int, *, error: str | None = None,
-           signature: str | None = None, detail: str | None = None) -> None:
-    """Record the end of a claimed task: done, or failed with a short *error*."""
+           signature: str | None = None, detail: str | None = None,
+           host: str | None = None, pid: int | None = None) -> None:
+    """Record the end of a claimed task: done, or failed with a short *error*. *host* and
+    *pid* record where it really ran when that is not the claimer (a Dask worker)."""
     with db.session() as session:
         run = session.get(TaskRun, task_id)
         if run is None:
             raise NxgidError(f"task {task_id} is not in the workflow database")
+        if host is not None:
+            run.host = host[:255]
+        if pid is not None:
+            run.pid = pid
         run.ended_at = utcnow()
         run.status = TaskStatus.FAILED if error else TaskStatus.DONE
         run.error = error[:ERROR_LENGTH] if error else None
