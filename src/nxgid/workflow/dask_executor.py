@@ -38,7 +38,6 @@ import os
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,7 +48,14 @@ from nxgid.experiment.logbook import scan_extra
 from nxgid.workflow import queue
 from nxgid.workflow.database import WorkflowDB
 from nxgid.workflow.tasks import TaskContext
-from nxgid.workflow.worker import POLL_S, TaskEvent, WorkerReport, one_line
+from nxgid.workflow.worker import (
+    POLL_S,
+    TaskEvent,
+    WorkerReport,
+    one_line,
+    record_failure,
+    record_success,
+)
 
 log = logging.getLogger("nxgid.workflow")
 
@@ -243,20 +249,8 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
         try:
             signature, detail, worker_host, worker_pid = future.result()
         except Exception as exc:
-            error = one_line(exc)
-            log.error("%s failed (attempt %d): %s", claimed.task, claimed.attempts, error,
-                      extra=extra)
-            log.debug("%s", "".join(traceback.format_exception(exc)), extra=extra)
-            if flight.lost:
-                return
-            status = queue.fail(db, claimed.id, error, max_attempts=server.max_attempts)
-            if status == "failed":
-                report.failed += 1
-                report.errors.append(f"{claimed.scan} {claimed.task} {claimed.entry}: {error}")
-            else:
-                report.retried += 1
-            if on_event is not None:
-                on_event(claimed, status, error)
+            record_failure(db, claimed, exc, max_attempts=server.max_attempts,
+                           report=report, on_event=on_event, record=not flight.lost)
             return
         finally:
             future.release()
@@ -264,12 +258,8 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
             log.warning("%s finished after its task was given to another worker; "
                         "result not recorded", claimed.task, extra=extra)
             return
-        detail = where_ran(detail, worker_host, worker_pid)
-        queue.finish(db, claimed.id, signature=signature, detail=detail,
-                     host=worker_host, pid=worker_pid)
-        report.done += 1
-        if on_event is not None:
-            on_event(claimed, "done", detail)
+        record_success(db, claimed, signature, where_ran(detail, worker_host, worker_pid),
+                       report=report, on_event=on_event, host=worker_host, pid=worker_pid)
 
     try:
         while not stop.is_set():

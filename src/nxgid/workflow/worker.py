@@ -78,6 +78,37 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def record_failure(db: WorkflowDB, claimed: queue.ClaimedTask, exc: BaseException, *,
+                   max_attempts: int, report: WorkerReport, on_event: TaskEvent | None,
+                   record: bool = True) -> None:
+    """Log a failed attempt with its traceback and record it: queued again while
+    attempts remain, else failed (not recorded when the task was lost meanwhile)."""
+    extra = scan_extra(claimed.scan, claimed.entry or None)
+    error = one_line(exc)
+    log.error("%s failed (attempt %d): %s", claimed.task, claimed.attempts, error,
+              extra=extra)
+    log.debug("%s", "".join(traceback.format_exception(exc)), extra=extra)
+    if not record:
+        return
+    status = queue.fail(db, claimed.id, error, max_attempts=max_attempts)
+    if status == "failed":
+        report.failed += 1
+        report.errors.append(f"{claimed.scan} {claimed.task} {claimed.entry}: {error}")
+    else:
+        report.retried += 1
+    if on_event is not None:
+        on_event(claimed, status, error)
+
+
+def record_success(db: WorkflowDB, claimed: queue.ClaimedTask, signature: str, detail: str,
+                   *, report: WorkerReport, on_event: TaskEvent | None,
+                   host: str | None = None, pid: int | None = None) -> None:
+    queue.finish(db, claimed.id, signature=signature, detail=detail, host=host, pid=pid)
+    report.done += 1
+    if on_event is not None:
+        on_event(claimed, "done", detail)
+
+
 def work(db: WorkflowDB, ctx: TaskContext, *, tasks: Sequence[str] | None = None,
          wait: bool = False, stop: threading.Event | None = None,
          on_event: TaskEvent | None = None, on_claim: Callable | None = None
@@ -114,28 +145,16 @@ def work(db: WorkflowDB, ctx: TaskContext, *, tasks: Sequence[str] | None = None
             raise
         except Exception as exc:
             beat.stop()
-            error = one_line(exc)
-            log.error("%s failed (attempt %d): %s", claimed.task, claimed.attempts, error,
-                      extra=extra)
-            log.debug("%s", traceback.format_exc(), extra=extra)
-            status = queue.fail(db, claimed.id, error, max_attempts=server.max_attempts)
-            if status == "failed":
-                report.failed += 1
-                report.errors.append(f"{claimed.scan} {claimed.task} {claimed.entry}: {error}")
-            else:
-                report.retried += 1
-            if on_event is not None:
-                on_event(claimed, status, error)
+            record_failure(db, claimed, exc, max_attempts=server.max_attempts,
+                           report=report, on_event=on_event)
             continue
         beat.stop()
         if beat.lost:
             log.warning("%s finished after its task was given to another worker; "
                         "result not recorded", claimed.task, extra=extra)
             continue
-        queue.finish(db, claimed.id, signature=outcome.signature, detail=outcome.detail)
-        report.done += 1
-        if on_event is not None:
-            on_event(claimed, "done", outcome.detail)
+        record_success(db, claimed, outcome.signature, outcome.detail, report=report,
+                       on_event=on_event)
     report.seconds = time.perf_counter() - start
     return report
 
