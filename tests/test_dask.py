@@ -111,7 +111,8 @@ def test_an_external_scheduler_retries_a_failing_task_and_runs_the_rest(
     events = []
 
     def run(db, ctx):
-        exp.raw_stack(broken, "f1").unlink()  # queued, then its raw stack disappears
+        # queued, then its raw stack is overwritten by something that is not HDF5
+        exp.raw_stack(broken, "f1").write_bytes(b"not an HDF5 file")
         return run_dask(db, ctx, external_scheduler,
                         on_event=lambda claimed, status, _: events.append(
                             (claimed.scan.scan, claimed.task, status)))
@@ -119,7 +120,7 @@ def test_an_external_scheduler_retries_a_failing_task_and_runs_the_rest(
 
     link = tasks[(str(broken), "link", "f1")]
     assert (link.status, link.attempts) == ("failed", 2)
-    assert link.error and link.error.startswith("InputsMissing: ") and "f1.h5" in link.error
+    assert link.error and "f1.h5" in link.error and "unreadable" in link.error
     assert "\n" not in link.error
     assert tasks[(str(broken), "convert", "f1")].status == "queued"  # waits for link
     assert {tasks[(str(good), t, "f1")].status
@@ -128,6 +129,20 @@ def test_an_external_scheduler_retries_a_failing_task_and_runs_the_rest(
     assert report.errors and "f1.h5" in report.errors[0]
     assert (broken.scan, "link", "queued") in events and (broken.scan, "link", "failed") in events
     assert RAN_ON.search(tasks[(str(good), "convert", "f1")].detail)
+
+
+def test_on_dask_a_task_whose_inputs_are_missing_waits(site_file, external_scheduler):
+    beamtime = make_beamtime(site_file, {"s001": 2})
+    exp, (ref,) = beamtime.experiment, beamtime.scans
+    stack = exp.raw_stack(ref, "f1")
+    frames = stack.read_bytes()
+    stack.unlink()
+    report, tasks = _reduce(beamtime, lambda db, ctx: run_dask(db, ctx, external_scheduler))
+    link = tasks[(str(ref), "link", "f1")]
+    assert (link.shown_status, link.attempts, report.waiting) == ("waiting (input)", 0, 1)
+    stack.write_bytes(frames)
+    report, tasks = _reduce(beamtime, lambda db, ctx: run_dask(db, ctx, external_scheduler))
+    assert report.done == 3 and {t.status for t in tasks.values()} == {"done"}
 
 
 def test_cli_reduce_on_a_dask_local_cluster_and_an_unreachable_scheduler(

@@ -343,3 +343,25 @@ def test_incidence_angle_source_follows_the_recipe(site_file):
     _, _, tasks = _reduce(beamtime, stale=True)
     convert = tasks[(str(ref), "convert", "f1")]
     assert convert.status == "failed" and "none was logged" in convert.error
+
+
+def test_a_task_whose_inputs_are_missing_waits_for_them(site_file, nxgid):
+    """Queued before the frames exist: link waits (queued, no attempt counted) instead
+    of failing, and runs once the raw stack is there."""
+    beamtime = make_beamtime(site_file, {"s001": 2})
+    exp, ref = beamtime.experiment, beamtime.scans[0]
+    stack = exp.raw_stack(ref, "f1")
+    frames = stack.read_bytes()
+    stack.unlink()
+    _, report, tasks = _reduce(beamtime)
+    link = tasks[(str(ref), "link", "f1")]
+    assert (link.status, link.attempts, link.shown_status) == ("queued", 0, "waiting (input)")
+    assert "f1.h5" in link.error
+    assert tasks[(str(ref), "convert", "f1")].shown_status == "waiting (link queued)"
+    assert (report.waiting, report.failed, report.done) == (1, 0, 0)
+    said = nxgid(["-E", str(exp.root), "reduce", "--all", "--now"])
+    assert said.exit_code == 0 and "1 waiting for their inputs" in said.stdout
+    stack.write_bytes(frames)
+    _, report, tasks = _reduce(beamtime)
+    assert report.done == 3 and {t.status for t in tasks.values()} == {"done"}
+    assert tasks[(str(ref), "link", "f1")].attempts == 1

@@ -47,6 +47,8 @@ def _events(out, verbose: bool):
                 out.print(f"done    {claimed.task:8} {where}: {detail}")
         elif status == "failed":
             out.print(f"FAILED  {claimed.task:8} {where}: {detail}")
+        elif status == "waiting":
+            out.print(f"waiting {claimed.task:8} {where}: {detail}")
         else:
             out.print(f"retry   {claimed.task:8} {where}: {detail}")
     return on_event
@@ -101,6 +103,15 @@ def run_now(state: State, experiment, effective, tasks, executor: str, scheduler
             if bar is not None:
                 bar.stop()
     return report
+
+
+def report_line(report) -> str:
+    line = (f"{report.done} done, {report.failed} failed, {report.retried} retried "
+            f"in {report.seconds:.1f} s")
+    if report.waiting:
+        line += (f"; {report.waiting} waiting for their inputs (run again, or `nxgid "
+                 "workers --wait`, once they are there)")
+    return line
 
 
 @click.command()
@@ -159,8 +170,7 @@ def reduce(state: State, selection, everything, task_names, overwrite, stale, no
             out.print("run them with `nxgid workers` (or `nxgid reduce --now`)")
         return
     report = run_now(state, experiment, effective, tasks, executor, scheduler, worker_count)
-    out.print(f"{report.done} done, {report.failed} failed, {report.retried} retried "
-              f"in {report.seconds:.1f} s")
+    out.print(report_line(report))
     if report.failed:
         raise SystemExit(1)
 
@@ -205,8 +215,7 @@ def workers(state: State, count, task_names, wait, executor, scheduler) -> None:
     if executor == "dask":
         report = run_now(state, experiment, effective, tasks, executor, scheduler, count,
                          wait=wait)
-        out.print(f"{report.done} done, {report.failed} failed, {report.retried} retried "
-                  f"in {report.seconds:.1f} s")
+        out.print(report_line(report))
         return
     out.print(f"{count} worker process(es) on the queue of {experiment.name}"
               + (" (waiting for new tasks; Ctrl-C stops)" if wait else ""))

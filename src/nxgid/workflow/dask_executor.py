@@ -47,9 +47,10 @@ from nxgid.errors import NxgidError
 from nxgid.experiment.logbook import scan_extra
 from nxgid.workflow import queue
 from nxgid.workflow.database import WorkflowDB
-from nxgid.workflow.tasks import TaskContext
+from nxgid.workflow.tasks import InputsMissing, TaskContext
 from nxgid.workflow.worker import (
     POLL_S,
+    Deferred,
     TaskEvent,
     WorkerReport,
     one_line,
@@ -212,6 +213,7 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
            stop: threading.Event) -> WorkerReport:
     server = ctx.settings.server
     report = WorkerReport()
+    deferred = Deferred(wait)
     host, pid = socket.gethostname(), os.getpid()
     root = str(ctx.experiment.root)
     site = getattr(getattr(ctx.effective, "site_file", None), "path", None)
@@ -248,7 +250,12 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
         beats.remove(flight)
         try:
             signature, detail, worker_host, worker_pid = future.result()
+        except InputsMissing as exc:
+            if not flight.lost:
+                deferred.add(db, claimed, exc, on_event)
+            return
         except Exception as exc:
+            deferred.done(claimed.id)
             record_failure(db, claimed, exc, max_attempts=server.max_attempts,
                            report=report, on_event=on_event, record=not flight.lost)
             return
@@ -258,6 +265,7 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
             log.warning("%s finished after its task was given to another worker; "
                         "result not recorded", claimed.task, extra=extra)
             return
+        deferred.done(claimed.id)
         record_success(db, claimed, signature, where_ran(detail, worker_host, worker_pid),
                        report=report, on_event=on_event, host=worker_host, pid=worker_pid)
 
@@ -267,12 +275,13 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
                 db, timeout_s=server.heartbeat_timeout_s, max_attempts=server.max_attempts))
             capacity = _capacity(client)
             while len(inflight) < capacity and not stop.is_set():
-                claimed = queue.claim(db, tasks=tasks, host=host, pid=pid)
+                claimed = queue.claim(db, tasks=tasks, host=host, pid=pid,
+                                      exclude=deferred.excluded())
                 if claimed is None:
                     break
                 submit(claimed)
             if not inflight:
-                if not wait and queue.queue_state(db, tasks).idle:
+                if not wait and queue.queue_state(db, tasks, deferred.excluded()).idle:
                     break
                 stop.wait(POLL_S)
                 continue
@@ -287,6 +296,7 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
         beats.stop()
         if inflight:
             _abandon(db, client, inflight)
+    report.waiting = len(deferred.since)
     return report
 
 

@@ -36,6 +36,8 @@ class TaskStatus(StrEnum):
 
 #: Longest error message kept in the database; the full text goes to the log.
 ERROR_LENGTH = 500
+#: How the error of a queued task whose inputs were missing begins (it waits for them).
+WAITING_FOR_INPUT = "waiting for input: "
 
 
 def utcnow() -> datetime:

@@ -27,7 +27,14 @@ from sqlalchemy.orm import aliased
 from nxgid.errors import NxgidError
 from nxgid.experiment.layout import ScanRef
 from nxgid.workflow.database import WorkflowDB
-from nxgid.workflow.models import ERROR_LENGTH, ScanRow, TaskRun, TaskStatus, utcnow
+from nxgid.workflow.models import (
+    ERROR_LENGTH,
+    WAITING_FOR_INPUT,
+    ScanRow,
+    TaskRun,
+    TaskStatus,
+    utcnow,
+)
 
 _TASK_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -125,8 +132,9 @@ def enqueue(db: WorkflowDB, items: Iterable[QueueItem | tuple[ScanRef, str, str]
     return queued
 
 
-def _claimable(db: WorkflowDB, tasks: Sequence[str] | None):
-    """Queued tasks of this experiment whose prerequisite (if any) is done."""
+def _claimable(db: WorkflowDB, tasks: Sequence[str] | None, exclude: Sequence[int] = ()):
+    """Queued tasks of this experiment whose prerequisite (if any) is done, but for
+    *exclude* (tasks this worker found waiting for their inputs)."""
     before = aliased(TaskRun)
     ready = or_(TaskRun.after_id.is_(None),
                 exists(select(before.id).where(before.id == TaskRun.after_id,
@@ -136,15 +144,17 @@ def _claimable(db: WorkflowDB, tasks: Sequence[str] | None):
                     TaskRun.status == TaskStatus.QUEUED, ready))
     if tasks:
         query = query.where(TaskRun.task.in_(list(tasks)))
+    if exclude:
+        query = query.where(TaskRun.id.not_in(list(exclude)))
     return query
 
 
 def claim(db: WorkflowDB, *, tasks: Sequence[str] | None = None, host: str | None = None,
-          pid: int | None = None) -> ClaimedTask | None:
+          pid: int | None = None, exclude: Sequence[int] = ()) -> ClaimedTask | None:
     """Take the oldest claimable task of this experiment, or None when there is none."""
     host = host or socket.gethostname()
     pid = pid or os.getpid()
-    candidate = (_claimable(db, tasks).order_by(TaskRun.id).limit(1)
+    candidate = (_claimable(db, tasks, exclude).order_by(TaskRun.id).limit(1)
                  .with_for_update(skip_locked=True, of=TaskRun))
     while True:
         with db.session() as session:
@@ -221,6 +231,17 @@ def fail(db: WorkflowDB, task_id: int, error: str, *, max_attempts: int) -> str:
         return run.status
 
 
+def defer(db: WorkflowDB, task_id: int, reason: str) -> None:
+    """A claimed task found its inputs missing (not there yet): back to the queue to wait
+    for them, the attempt not counted, *reason* kept as ``waiting for input: …``."""
+    with db.session() as session:
+        run = session.get(TaskRun, task_id)
+        if run is not None and run.status == TaskStatus.RUNNING:
+            _requeue(run)
+            run.attempts = max(run.attempts - 1, 0)
+            run.error = (WAITING_FOR_INPUT + reason)[:ERROR_LENGTH]
+
+
 def release(db: WorkflowDB, task_id: int) -> None:
     """Give a claimed task back untouched (a worker stopped by Ctrl-C): the attempt is
     not counted."""
@@ -295,10 +316,11 @@ class QueueState:
         return self.claimable == 0 and self.running == 0
 
 
-def queue_state(db: WorkflowDB, tasks: Sequence[str] | None = None) -> QueueState:
+def queue_state(db: WorkflowDB, tasks: Sequence[str] | None = None,
+                exclude: Sequence[int] = ()) -> QueueState:
     with db.session() as session:
         claimable = session.scalar(select(func.count()).select_from(
-            _claimable(db, tasks).subquery()))
+            _claimable(db, tasks, exclude).subquery()))
         query = select(TaskRun.status, func.count()).where(
             TaskRun.experiment_id == db.experiment_id).group_by(TaskRun.status)
         if tasks:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from nxgid.experiment.layout import ScanRef, Selection, entry_sort_key
 from nxgid.workflow.database import WorkflowDB
-from nxgid.workflow.models import ScanRow
+from nxgid.workflow.models import WAITING_FOR_INPUT, ScanRow
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class TaskState:
             return "stale"
         if self.status == "queued" and self.waiting_for:
             return f"waiting ({self.waiting_for})"
+        if self.status == "queued" and (self.error or "").startswith(WAITING_FOR_INPUT):
+            return "waiting (input)"
         return self.status
 
 

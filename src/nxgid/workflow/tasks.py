@@ -217,8 +217,10 @@ def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskRe
     status = {e.name: e for e in scan_info(exp, ref).entries}.get(entry)
     if status is None:
         raise NxgidError(f"scan {ref} has no entry {entry}")
-    if status.state != "present":
-        raise InputsMissing(f"{exp.raw_stack(ref, entry)}: {status.state}")
+    if status.state == "missing":
+        raise InputsMissing(f"{exp.raw_stack(ref, entry)}: missing")
+    if status.state != "present":  # there, but not usable: waiting will not help
+        raise NxgidError(f"{exp.raw_stack(ref, entry)}: {status.state}")
     notes = []
     if not entry_logs(exp, ref, entry).has_logs:
         notes += _read_beamline_logs(ctx, ref, entry)

@@ -29,12 +29,41 @@ from nxgid.experiment.layout import Experiment
 from nxgid.experiment.logbook import scan_extra
 from nxgid.workflow import queue
 from nxgid.workflow.database import WorkflowDB
-from nxgid.workflow.tasks import TaskContext, run_task
+from nxgid.workflow.tasks import InputsMissing, TaskContext, run_task
 
 log = logging.getLogger("nxgid.workflow")
 
 #: Seconds between looks at an empty queue while other tasks still run (or with wait).
 POLL_S = 0.5
+#: With wait: seconds before a task found waiting for its inputs is tried again.
+RECHECK_S = 10.0
+
+
+class Deferred:
+    """Tasks this worker found waiting for their inputs (given back to the queue, the
+    attempt not counted): not claimed again in this run, or (waiting for new work) not
+    before ``RECHECK_S`` seconds."""
+
+    def __init__(self, wait: bool) -> None:
+        self.wait = wait
+        self.since: dict[int, float] = {}
+
+    def add(self, db: WorkflowDB, claimed: queue.ClaimedTask, exc: BaseException,
+            on_event: TaskEvent | None) -> None:
+        queue.defer(db, claimed.id, str(exc))
+        self.since[claimed.id] = time.monotonic()
+        log.info("%s waits for its input: %s", claimed.task, exc,
+                 extra=scan_extra(claimed.scan, claimed.entry or None))
+        if on_event is not None:
+            on_event(claimed, "waiting", str(exc))
+
+    def done(self, task_id: int) -> None:
+        self.since.pop(task_id, None)
+
+    def excluded(self) -> list[int]:
+        now = time.monotonic()
+        return [task for task, since in self.since.items()
+                if not self.wait or now - since < RECHECK_S]
 
 
 @dataclass
@@ -43,6 +72,8 @@ class WorkerReport:
     failed: int = 0
     retried: int = 0
     requeued: int = 0
+    #: Tasks left queued because their inputs are not there (yet).
+    waiting: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -119,12 +150,14 @@ def work(db: WorkflowDB, ctx: TaskContext, *, tasks: Sequence[str] | None = None
     report = WorkerReport()
     start = time.perf_counter()
     host = socket.gethostname()
+    deferred = Deferred(wait)
     while not stop.is_set():
         report.requeued += len(queue.requeue_expired(
             db, timeout_s=server.heartbeat_timeout_s, max_attempts=server.max_attempts))
-        claimed = queue.claim(db, tasks=tasks, host=host)
+        exclude = deferred.excluded()
+        claimed = queue.claim(db, tasks=tasks, host=host, exclude=exclude)
         if claimed is None:
-            if not wait and queue.queue_state(db, tasks).idle:
+            if not wait and queue.queue_state(db, tasks, exclude).idle:
                 break
             stop.wait(POLL_S)
             continue
@@ -143,8 +176,13 @@ def work(db: WorkflowDB, ctx: TaskContext, *, tasks: Sequence[str] | None = None
             queue.release(db, claimed.id)
             log.warning("%s interrupted; given back to the queue", claimed.task, extra=extra)
             raise
+        except InputsMissing as exc:
+            beat.stop()
+            deferred.add(db, claimed, exc, on_event)
+            continue
         except Exception as exc:
             beat.stop()
+            deferred.done(claimed.id)
             record_failure(db, claimed, exc, max_attempts=server.max_attempts,
                            report=report, on_event=on_event)
             continue
@@ -153,8 +191,10 @@ def work(db: WorkflowDB, ctx: TaskContext, *, tasks: Sequence[str] | None = None
             log.warning("%s finished after its task was given to another worker; "
                         "result not recorded", claimed.task, extra=extra)
             continue
+        deferred.done(claimed.id)
         record_success(db, claimed, outcome.signature, outcome.detail, report=report,
                        on_event=on_event)
+    report.waiting = len(deferred.since)
     report.seconds = time.perf_counter() - start
     return report
 
