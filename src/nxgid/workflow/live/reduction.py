@@ -361,7 +361,10 @@ class LiveReduction:
         self._event("import", ref, "", f"imported with configuration {self.configuration}: "
                     f"{action.detail}", frames=total)
         for warning in action.warnings:
-            self._event("warning", ref, "", warning, level=logging.WARNING)
+            # a scan still being measured is incomplete: expected here, not a warning
+            measuring = "incomplete:" in warning
+            self._event("warning", ref, "", warning,
+                        level=logging.INFO if measuring else logging.WARNING)
         return True
 
     def _extend(self, plugin: BeamLine, ref: ScanRef, raw: RawScan, record: str) -> bool:
