@@ -52,9 +52,10 @@ from nxgid.nexus.writer import (
     TEXT_BYTES,
     committed_frames,
     compression_options,
-    frame_datasets,
+    cut_to_committed,
     hold_metadata_until_flush,
     now_iso,
+    truncate_frames,
 )
 
 DATA_PATH = "/entry/data/data"
@@ -172,10 +173,7 @@ def append_images(inputs: Sequence[str | Path], output: Path, *, dataset: str | 
                              f"{_size(series.shape)} {series.dtype}; a stack keeps one shape "
                              "and the raw data type")
         entry = handle["entry"]
-        before = committed_frames(entry)
-        for item in frame_datasets(entry):  # an append begun but not committed
-            if item.shape[0] > before:
-                item.resize(before, axis=0)
+        before = cut_to_committed(entry)  # an append begun but not committed
         handle.flush()
         stacked = {bytes(name).rstrip(b"\0") for name in data[SOURCE_FILE][:before]}
         again = sorted({name for name in names if name in stacked})
@@ -196,9 +194,7 @@ def append_images(inputs: Sequence[str | Path], output: Path, *, dataset: str | 
                 _grow(data[nx.FRAME_AXIS], np.arange(done, done + n, dtype=np.int64))
                 handle.flush()
             except BaseException:
-                for item in frame_datasets(entry):  # back to the last committed frame
-                    if item.shape[0] > done:
-                        item.resize(done, axis=0)
+                truncate_frames(entry, done)  # back to the last committed frame
                 _record_append(entry, origins[:done - before])
                 handle.flush()
                 raise
@@ -299,10 +295,7 @@ def _open_partial(partial: Path, record: str, series: ImageSeries
                 try:
                     hold_metadata_until_flush(handle)
                     entry = handle["entry"]
-                    committed = committed_frames(entry)
-                    for item in frame_datasets(entry):  # a block begun but not committed
-                        if item.shape[0] > committed:
-                            item.resize(committed, axis=0)
+                    committed = cut_to_committed(entry)  # a block begun, not committed
                     handle.flush()
                 except BaseException:
                     handle.close()

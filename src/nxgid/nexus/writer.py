@@ -276,7 +276,7 @@ class NexusWriter:
             # back to the state before the block: earlier frames only, no new entries
             for entry in targets.values():
                 if entry.name in previous and entry.name.lstrip("/") in existing:
-                    _truncate(entry, previous[entry.name])
+                    truncate_frames(entry, previous[entry.name])
             for entry_name in set(self._file) - existing:
                 del self._file[entry_name]
             if default is None:
@@ -657,10 +657,18 @@ def frame_datasets(entry) -> list:
     return datasets
 
 
-def _truncate(entry, frames: int) -> None:
+def truncate_frames(entry, frames: int) -> None:
+    """Cut every per-frame array of *entry* to *frames* (a block begun, not committed)."""
     for dataset in frame_datasets(entry):
         if dataset.shape[0] > frames:
             dataset.resize(frames, axis=0)
+
+
+def cut_to_committed(entry) -> int:
+    """Cut the per-frame arrays of *entry* back to its committed frames; returns them."""
+    committed = committed_frames(entry)
+    truncate_frames(entry, committed)
+    return committed
 
 
 def repair_lengths(root) -> dict[str, int]:
@@ -673,7 +681,7 @@ def repair_lengths(root) -> dict[str, int]:
         lengths = {d.shape[0] for d in frame_datasets(entry)}
         committed = committed_frames(entry)
         if lengths != {committed}:
-            _truncate(entry, committed)
+            truncate_frames(entry, committed)
             repaired[name] = committed
     return repaired
 
