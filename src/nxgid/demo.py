@@ -49,7 +49,7 @@ from nxgid.demo_setup import (
 from nxgid.errors import ExistsError, NxgidError
 from nxgid.experiment.layout import Experiment, Selection
 from nxgid.experiment.logbook import attach, detach
-from nxgid.recipe import set_recipe
+from nxgid.recipe import effective_recipe, set_recipe
 from nxgid.settings.store import create_site_file, load_effective
 from nxgid.workflow.reduce import queue_reduction
 from nxgid.workflow.status import ScanStatus, scan_status
@@ -192,7 +192,8 @@ def build_demo(directory: Path, *, overwrite: bool = False,
             directory, files, angles[0], experiment.raw_stack(first_ref, first_entry),
             setup.poni, site.settings.configuration.polarization_factor,
             {f"{t.task} {row.scan} {t.entry}".rstrip(): t.duration_s or 0.0
-             for row in status for t in row.tasks if t.task == "convert"})
+             for row in status for t in row.tasks if t.task == "convert"},
+            effective_recipe(experiment, effective, first_ref).targets())
         conversion.queued = plan.summary()
         timings["checks"] = time.perf_counter() - start
         found = sum(check.ok for check in conversion.spots)

@@ -112,26 +112,8 @@ def film_pattern():
         background=3.0)
 
 
-def demo_targets():
-    from nxgid.conversion import TargetSpec
-
-    return [
-        TargetSpec("img_gid_q", ranges={"q_xy": (-2.4, 2.4), "q_z": (-0.2, 2.6)},
-                   bins={"q_xy": 800, "q_z": 467}),
-        TargetSpec("img_gid_pol", ranges={"q_gid_pol": (0.2, 2.8), "ang_gid_pol": (0, 180)},
-                   bins={"q_gid_pol": 520, "ang_gid_pol": 360}),
-        TargetSpec("img_gid_exit", ranges={"ang_gid_inplane": (-25, 25),
-                                           "ang_gid_exit": (-1, 45)},
-                   bins={"ang_gid_inplane": 500, "ang_gid_exit": 460}),
-        TargetSpec("vert_cut_gid", ranges={"q_z": (0.0, 2.5)}, bins={"q_z": 250},
-                   cut=(1.28, 1.38)),
-        TargetSpec("rad_cut_gid", ranges={"q_gid_pol": (0.2, 2.8)}, bins={"q_gid_pol": 520},
-                   cut=(5.0, 175.0)),
-    ]
-
-
-#: The demo's reduction recipe ([reduction] of the experiment): the maps and profiles
-#: above as ranges and bins, corrections, the configuration's mask, incidence angles
+#: The demo's reduction recipe ([reduction] of the experiment): maps and profiles with
+#: their ranges and bins, corrections, the configuration's mask, incidence angles
 #: from the beamline log where there is one.
 DEMO_RECIPE = {
     "outputs": "img_gid_q, img_gid_pol, img_gid_exit, vert_cut_gid, rad_cut_gid",
@@ -162,7 +144,7 @@ def write_sample_files(experiment, samples) -> None:
 
 def check_reduction(directory: Path, files: list[Path], first_angle_deg: float,
                     raw_first: Path, poni: Path, polarization_factor: float,
-                    timings: dict[str, float]) -> ConversionReport:
+                    timings: dict[str, float], targets) -> ConversionReport:
     """Read back the reduced files the workflow wrote; check the spots of the first
     against the truth; map its frames in other ways in memory; validate every file."""
     from nxgid.conversion import Converter
@@ -172,7 +154,7 @@ def check_reduction(directory: Path, files: list[Path], first_angle_deg: float,
     geometry = DetectorGeometry.from_poni(poni)
     pattern = film_pattern()
     corrections = Corrections(solid_angle=True, polarization_factor=polarization_factor)
-    specs = demo_targets()
+    specs = {spec.name: spec for spec in targets}  # the recipe's, as the workflow used
     first = NexusFile(files[0])
     results = {e.result: first.load(e.name) for e in first.entries()}
     spots = check_spots(results["img_gid_q"], pattern)
@@ -180,10 +162,12 @@ def check_reduction(directory: Path, files: list[Path], first_angle_deg: float,
     sample = SampleGeometry.grazing(first_angle_deg)
     tick = time.perf_counter()
     variants = {
-        "img_gid_pol_split": Converter(geometry, sample, [specs[1]], corrections=corrections,
-                                       pixel_splitting=True).convert(raw_frames)["img_gid_pol"],
-        "img_gid_q_bilinear": Converter(geometry, sample, [specs[0]], corrections=corrections,
-                                        method="bilinear").convert(raw_frames)["img_gid_q"],
+        "img_gid_pol_split": Converter(
+            geometry, sample, [specs["img_gid_pol"]], corrections=corrections,
+            pixel_splitting=True).convert(raw_frames)["img_gid_pol"],
+        "img_gid_q_bilinear": Converter(
+            geometry, sample, [specs["img_gid_q"]], corrections=corrections,
+            method="bilinear").convert(raw_frames)["img_gid_q"],
     }
     timings["pixel-split polar and bilinear q maps (in memory)"] = time.perf_counter() - tick
     variants.update(transmission_results(geometry, corrections))

@@ -128,11 +128,9 @@ def scan_info(experiment: Experiment, ref: ScanRef) -> ScanInfo:
             if CONFIGURATION_FIELD in entry else ""
         recorded = _text(entry[GEOMETRY_HASH_FIELD][()]) \
             if GEOMETRY_HASH_FIELD in entry else ""
-        shape = entry["instrument/detector/pixel_mask"].shape \
-            if "pixel_mask" in entry["instrument/detector"] else None
+        shape = _detector_shape(root)
         summed = [_text(s) for s in entry[SUMMED_FROM_FIELD][()]] \
             if SUMMED_FROM_FIELD in entry else []
-        statuses = []
         variables: dict[str, str] = {}
         entries = position_entries(root)
         if entries and "sample" in root[entries[0]]:
@@ -140,30 +138,50 @@ def scan_info(experiment: Experiment, ref: ScanRef) -> ScanInfo:
                 if key != "name" and hasattr(item, "shape") and item.shape == ():
                     unit = _text(item.attrs.get("units", ""))
                     variables[key] = f"{item[()]:g} {unit}".strip()
-        for name in entries:
-            link = root[name]["data"].get("data", getlink=True)
-            target = path.parent / link.filename
-            if not target.exists():
-                statuses.append(EntryStatus(name, link.filename, "missing"))
-                continue
-            try:
-                data = root[name]["data/data"]
-                frames_shape = data.shape
-            except (KeyError, OSError) as exc:
-                statuses.append(EntryStatus(name, link.filename,
-                                            f"unreadable ({str(exc).splitlines()[0]})"))
-                continue
-            good = shape is None or tuple(frames_shape[-2:]) == tuple(shape)
-            frames = frames_shape[0] if len(frames_shape) == 3 else 1
-            statuses.append(EntryStatus(
-                name, link.filename, "present" if good else
-                f"wrong shape {tuple(frames_shape[-2:])}, detector {tuple(shape)}", frames))
+        statuses = [_entry_status(root, path, name, shape) for name in entries]
     config = experiment.configuration_file(configuration) if configuration else None
     stale: bool | None = None
     if config is not None and config.is_file():
         with h5py.File(config, "r") as source:
             stale = geometry_hash(source) != recorded
     return ScanInfo(ref, path, configuration, stale, statuses, summed, variables)
+
+
+def _detector_shape(root) -> tuple[int, ...] | None:
+    detector = root["entry/instrument/detector"]
+    return detector["pixel_mask"].shape if "pixel_mask" in detector else None
+
+
+def _entry_status(root, path: Path, name: str, shape) -> EntryStatus:
+    """Whether entry *name*'s raw stack is there, readable and of the detector's shape."""
+    link = root[name]["data"].get("data", getlink=True)
+    target = path.parent / link.filename
+    if not target.exists():
+        return EntryStatus(name, link.filename, "missing")
+    try:
+        frames_shape = root[name]["data/data"].shape
+    except (KeyError, OSError) as exc:
+        return EntryStatus(name, link.filename, f"unreadable ({str(exc).splitlines()[0]})")
+    good = shape is None or tuple(frames_shape[-2:]) == tuple(shape)
+    frames = frames_shape[0] if len(frames_shape) == 3 else 1
+    return EntryStatus(name, link.filename, "present" if good else
+                       f"wrong shape {tuple(frames_shape[-2:])}, detector {tuple(shape)}",
+                       frames)
+
+
+def entry_status(experiment: Experiment, ref: ScanRef, entry: str) -> EntryStatus:
+    """The link status of one entry (what :func:`scan_info` gives for each), opening only
+    that entry's raw stack."""
+    import h5py
+    import hdf5plugin  # noqa: F401
+
+    path = experiment.scan_file(ref)
+    if not path.is_file():
+        raise MissingError(f"scan {ref} does not exist ({path})")
+    with h5py.File(path, "r") as root:
+        if entry not in root:
+            raise MissingError(f"scan {ref} has no entry {entry}")
+        return _entry_status(root, path, entry, _detector_shape(root))
 
 
 def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:

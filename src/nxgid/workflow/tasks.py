@@ -210,13 +210,11 @@ def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskRe
 
     from nxgid.experiment.configuration import rewrite
     from nxgid.experiment.locks import file_lock
-    from nxgid.experiment.scans import entry_logs, scan_info
+    from nxgid.experiment.scans import entry_logs, entry_status
 
     exp = ctx.experiment
     sig = signature(ctx, ref, "link", entry)  # raises when the raw stack is missing
-    status = {e.name: e for e in scan_info(exp, ref).entries}.get(entry)
-    if status is None:
-        raise NxgidError(f"scan {ref} has no entry {entry}")
+    status = entry_status(exp, ref, entry)
     if status.state == "missing":
         raise InputsMissing(f"{exp.raw_stack(ref, entry)}: missing")
     if status.state != "present":  # there, but not usable: waiting will not help
