@@ -137,8 +137,8 @@ def test_transmission_polar_map_equals_pyfai_integrate2d():
     # takes the pixels in [start − step, start): start the comparison below every pixel.
     spec = TargetSpec("img_pol", ranges={"q_pol": (0.0, 3.0), "ang_pol": (-180, 180)},
                       bins={"q_pol": 150, "ang_pol": 90})
-    result = Converter(geometry, SampleGeometry.transmission(), [spec],
-                       use_detector_mask=True).convert(data)["img_pol"]
+    result = Converter(geometry, SampleGeometry.transmission(), [spec], use_detector_mask=True,
+                       pixel_splitting="none").convert(data)["img_pol"]
     ref = azimuthal_integrator(geometry).integrate2d(
         data, 150, 90, unit="q_A^-1", radial_range=(0.0, 3.0), azimuth_range=(-180, 180),
         correctSolidAngle=False, polarization_factor=None, mask=geometry.detector_mask,
@@ -159,8 +159,8 @@ def test_gi_q_map_equals_pyfai_grazing_incidence():
     oop_range = (float(coords.q_z.min()) - 0.01, float(coords.q_z.max()) + 0.01)
     spec = TargetSpec("img_gid_q", ranges={"q_xy": ip_range, "q_z": oop_range},
                       bins={"q_xy": 160, "q_z": 170})
-    result = Converter(geometry, SampleGeometry.grazing(incidence), [spec]
-                       ).convert(data)["img_gid_q"]
+    result = Converter(geometry, SampleGeometry.grazing(incidence), [spec],
+                       pixel_splitting="none").convert(data)["img_gid_q"]
     ref = fiber_integrator(geometry).integrate2d_grazing_incidence(
         data, npt_ip=160, unit_ip="qip_A^-1", ip_range=ip_range, npt_oop=170,
         unit_oop="qoop_A^-1", oop_range=oop_range, incident_angle=math.radians(incidence),
@@ -178,17 +178,24 @@ def test_gi_q_map_equals_pyfai_grazing_incidence():
 
 # --- conservation, errors, NaN semantics ---------------------------------------------------
 
-@pytest.mark.parametrize("target", ["img_gid_q", "img_gid_pol", "img_gid_pseudopol",
-                                    "img_gid_exit"])
-def test_signal_is_conserved(target):
+@pytest.mark.parametrize("target", [
+    "img_gid_q", "img_gid_exit",
+    # polar maps cover the upper half-space by default: given the whole turn of χ
+    TargetSpec("img_gid_pol", ranges={"ang_gid_pol": (-180, 180)}),
+    TargetSpec("img_gid_pseudopol", ranges={"q_gid_azimuth": (-25, 25)})],
+    ids=lambda t: getattr(t, "name", t))
+@pytest.mark.parametrize("splitting", ["auto", "all", "none"])
+def test_signal_is_conserved(target, splitting):
+    """Every valid pixel's weights sum to one: Σ signal over bins is Σ over pixels."""
     geometry = pilatus300k()
     data = np.random.default_rng(3).poisson(30, (2, *geometry.shape)).astype(np.uint32)
-    converter = Converter(geometry, SampleGeometry.grazing(0.3), [target], keep_sums=True)
-    result = converter.convert(data)[target]
+    converter = Converter(geometry, SampleGeometry.grazing(0.3), [target], keep_sums=True,
+                          pixel_splitting=splitting)
+    result = next(iter(converter.convert(data).values()))
     valid = ~geometry.detector_mask
     for f in range(2):
         assert result.signal_sum[f].sum() == pytest.approx(data[f][valid].sum(), rel=1e-12)
-    assert result.counts.sum() == valid.sum()
+    assert result.counts.sum() == pytest.approx(valid.sum(), rel=1e-12)
 
 
 def test_poisson_errors_on_a_constant_image():
@@ -369,8 +376,11 @@ def test_transmission_profiles_and_maps():
     for name, result in results.items():
         assert np.nanmean(result.intensity) == pytest.approx(data.mean(), rel=0.02), name
     assert results["img_q"].axes[0].unit == "nm^-1"
-    q_max = geometry.pyfai.array_from_unit(unit="q_nm^-1").max()
-    assert results["rad_cut"].axes[0].stop == pytest.approx(q_max, rel=1e-6)
+    # the default range holds every pixel's whole footprint (pixels may be split)
+    corners = pixel_coordinates(geometry, SampleGeometry.transmission(), corners=True)
+    q_max = 10 * corners.q[1:-1, 1:-1].max()  # the outermost corners of inner pixels
+    assert results["rad_cut"].axes[0].stop >= q_max
+    assert results["rad_cut"].axes[0].stop == pytest.approx(10 * corners.q.max(), rel=1e-9)
 
 
 def test_wrong_geometry_and_shapes_are_clear_errors():
@@ -464,30 +474,36 @@ def test_disk_cache_gives_identical_results(tmp_path):
 
 # --- pixel splitting --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("target", ["img_gid_q", "img_gid_pol", "img_gid_pseudopol",
-                                    "vert_cut_gid"])
+@pytest.mark.parametrize("target", [
+    "img_gid_q", TargetSpec("img_gid_pol", ranges={"ang_gid_pol": (-180, 180)}),
+    TargetSpec("img_gid_pseudopol", ranges={"q_gid_azimuth": (-25, 25)}), "vert_cut_gid"],
+    ids=lambda t: getattr(t, "name", t))
 def test_pixel_splitting_conserves_and_fills(target):
     geometry = pilatus300k(poni1_m=0.01)
     sample = SampleGeometry.grazing(0.2)
     data = np.random.default_rng(13).poisson(60, geometry.shape).astype(np.float64)
-    split = Converter(geometry, sample, [target], pixel_splitting=True, keep_sums=True)
-    whole = Converter(geometry, sample, [target], keep_sums=True)
-    s = split.convert(data)[target]
-    w = whole.convert(data)[target]
-    # every pixel's weights sum to one: the same total signal and pixel count ...
-    expected_signal, expected_pixels = w.signal_sum.sum(), w.counts.sum()
-    if target == "img_gid_pseudopol":
-        # ... except the pixels straddling χ = ±180°, where |q|·χ jumps: dropped
-        corners = np.degrees(pixel_coordinates(geometry, sample, corners=True).chi_gid)
-        seam = (np.ptp(corners, axis=-1) > 180) & ~geometry.detector_mask
-        assert 0 < seam.sum() < 500
-        expected_signal -= data[seam].sum()
-        expected_pixels -= seam.sum()
-    assert s.signal_sum.sum() == pytest.approx(expected_signal, rel=1e-9)
-    assert s.counts.sum() == pytest.approx(expected_pixels, rel=1e-9)
-    if s.is_map:  # bins about one pixel wide: splitting leaves fewer holes
-        assert (s.counts > 0).sum() > (w.counts > 0).sum()
-    assert s.process["pixel_splitting"] is True
+    name = getattr(target, "name", target)
+    # one grid for all three (the automatic one of splitting "all")
+    axes = Converter(geometry, sample, [target], pixel_splitting="all").targets[0].axes
+    target = TargetSpec(name, ranges={a.name: (a.start, a.stop) for a in axes},
+                        bins={a.name: a.bins for a in axes},
+                        cut=getattr(target, "cut", None))
+    results = {mode: Converter(geometry, sample, [target], pixel_splitting=mode,
+                               keep_sums=True).convert(data)[name]
+               for mode in ("none", "auto", "all")}
+    whole = results["none"]
+    for mode in ("auto", "all"):
+        shared = results[mode]
+        # every pixel's weights sum to one: the same total signal and pixel count
+        assert shared.signal_sum.sum() == pytest.approx(whole.signal_sum.sum(), rel=1e-9)
+        assert shared.counts.sum() == pytest.approx(whole.counts.sum(), rel=1e-9)
+        if shared.is_map:  # bins about one pixel wide: splitting fills the holes
+            assert (shared.counts > 0).sum() > (whole.counts > 0).sum()
+        assert shared.process["pixel_splitting"] == mode
+    # splitting every pixel smooths more than splitting the wide ones only
+    if whole.is_map:
+        entries = {mode: (results[mode].counts > 0).sum() for mode in results}
+        assert entries["none"] < entries["auto"] <= entries["all"]
 
 
 def test_pixel_splitting_keeps_a_flat_field_flat_and_errors_smaller():
@@ -501,7 +517,8 @@ def test_pixel_splitting_keeps_a_flat_field_flat_and_errors_smaller():
     filled = img.counts > 0
     np.testing.assert_allclose(img.intensity[0][filled], level, rtol=1e-9)
     # Σw²·I / (Σw)² ≤ Σw·I / (Σw)²: sharing pixels never inflates the Poisson error
-    whole = Converter(geometry, sample, [spec]).convert(data)["img_gid_q"]
+    whole = Converter(geometry, sample, [spec], pixel_splitting="none"
+                      ).convert(data)["img_gid_q"]
     both = filled & (whole.counts > 0)
     assert np.median(img.errors[0][both]) <= np.median(whole.errors[0][both])
 
@@ -574,7 +591,7 @@ def test_interpolation_keeps_corrections_masks_and_errors():
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(incidence=st.floats(0.0, 2.0), rot1=st.floats(-0.05, 0.05),
        rot2=st.floats(-0.05, 0.05), row=st.floats(-20, 80), col=st.floats(-20, 120),
-       distance=st.floats(0.05, 0.5), splitting=st.booleans(),
+       distance=st.floats(0.05, 0.5), splitting=st.sampled_from(["auto", "all", "none"]),
        target=st.sampled_from(["img_gid_q", "img_gid_pol", "img_gid_exit", "rad_cut_gid"]),
        seed=st.integers(0, 2**16))
 def test_bins_are_averages_and_signal_is_conserved(incidence, rot1, rot2, row, col, distance,
@@ -591,16 +608,15 @@ def test_bins_are_averages_and_signal_is_conserved(incidence, rot1, rot2, row, c
     assert values.size > 0
     # every bin is a weighted average of pixels: within the frame's range
     assert values.min() >= data.min() - 1e-3 and values.max() <= data.max() + 1e-3
-    if target != "rad_cut_gid":  # profiles keep only the pixels in their cut
-        total = result.signal_sum.sum()
-        if splitting and target == "img_gid_pol":
-            # a pixel whose corners go round the beam centre (χ undefined) can lose the
-            # part of its box beyond a χ axis that is not a full turn: at most itself
-            chi = np.degrees(pixel_coordinates(geometry, sample, corners=True).chi_gid)
-            around = np.ptp(chi, axis=-1) > 180
-            assert data.sum() - data[around].sum() - 1e-6 <= total <= data.sum() + 1e-6
-        else:
-            assert total == pytest.approx(data.sum(), rel=1e-9)
+    if target in ("img_gid_q", "img_gid_exit"):  # default ranges hold every pixel
+        assert result.signal_sum.sum() == pytest.approx(data.sum(), rel=1e-9)
+    above = pixel_coordinates(geometry, sample).q_z >= 0
+    if target == "img_gid_pol" and above.any():  # the half-space above the horizon
+        chi = result.axis("ang_gid_pol")
+        assert 0.0 <= chi.start < chi.stop <= 180.0
+        assert result.signal_sum.sum() <= data.sum() + 1e-6
+        if splitting == "none":  # whole pixels: exactly those above the horizon
+            assert result.signal_sum.sum() == pytest.approx(data[above].sum(), rel=1e-9)
 
 
 def test_to_xarray_carries_axes_units_and_frame_values():

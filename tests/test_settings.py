@@ -57,9 +57,12 @@ def test_round_trip_keeps_every_value(tmp_path):
 
 def test_booleans_are_written_true_false(tmp_path):
     path = tmp_path / "settings.ini"
-    create_site_file(path, {"reduction": {"pixel_splitting": "1", "errors": "no"}})
+    create_site_file(path, {"reduction": {"monitor_normalisation": "1", "errors": "no",
+                                          "pixel_splitting": "yes"}})
     text = path.read_text()
-    assert "pixel_splitting = true" in text and "errors = false" in text
+    assert "monitor_normalisation = true" in text and "errors = false" in text
+    # schema 2's boolean pixel_splitting: true meant every pixel
+    assert "pixel_splitting = all" in text
     assert "= 1\n" not in text.split("[reduction]")[1].split("[")[0].replace("workers", "")
 
 

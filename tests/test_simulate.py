@@ -11,6 +11,7 @@ import pytest
 
 from nxgid.errors import NxgidError
 from nxgid.geometry import DetectorGeometry, SampleGeometry, pixel_coordinates
+from nxgid.geometry.coordinates import per_pixel_corners
 from nxgid.simulate import (
     HORIZON_WIDTH_DEG,
     Pattern,
@@ -38,6 +39,7 @@ def geometry() -> DetectorGeometry:
 
 def _span(corner_values: np.ndarray) -> np.ndarray:
     """The range of a coordinate over each pixel's four corners: its q-step."""
+    corner_values = per_pixel_corners(corner_values)
     return corner_values.max(axis=-1) - corner_values.min(axis=-1)
 
 

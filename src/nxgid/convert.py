@@ -119,7 +119,10 @@ class ConvertJob:
     corrections: Corrections = field(default_factory=Corrections)
     q_unit: str = "A^-1"
     method: str = "integrate"
-    pixel_splitting: bool = False
+    #: Which pixels are split among bins: auto (those wider than a bin), all, none.
+    pixel_splitting: str = "auto"
+    #: Most bins per frame a result may have (nxgid.conversion.autobins.MAX_BINS).
+    max_bins: int = 4_000_000
     errors: bool = True
     mode: str = "create"
     compression: str = "bitshuffle-lz4"
@@ -244,7 +247,8 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
         mask=user_mask, use_detector_mask=job.use_detector_mask,
         dark=images.get("dark"), flat=images.get("flat"),
         incidence_angles_deg=sorted(set(angles)) if angles else None, errors=job.errors,
-        pixel_splitting=job.pixel_splitting, method=job.method, cache_dir=job.cache_dir)
+        pixel_splitting=job.pixel_splitting, method=job.method, max_bins=job.max_bins,
+        cache_dir=job.cache_dir)
     metadata = EntryMetadata(
         InstrumentInfo(geometry,
                        pixel_mask_bits(geometry.detector_mask if job.use_detector_mask

@@ -39,6 +39,19 @@ def _int(text: str, what: str) -> int:
         raise NxgidError(f"{what}: {text!r} is not a whole number of bins") from None
 
 
+def _count(text: str, what: str) -> int:
+    """A count with an optional k or M suffix: 500k, 4M, 25000000."""
+    scale = {"k": 1_000, "m": 1_000_000}.get(text.strip()[-1:].lower(), 1)
+    number = text.strip()[:-1] if scale != 1 else text.strip()
+    try:
+        value = round(float(number) * scale)
+    except ValueError:
+        raise NxgidError(f"{what} {text!r}: expected a count, e.g. 4M or 500k") from None
+    if value < 1:
+        raise NxgidError(f"{what} {text!r}: expected at least 1")
+    return value
+
+
 def _float(text: str, what: str) -> float:
     try:
         return float(text)
@@ -146,7 +159,12 @@ def _site_instrument() -> dict:
               default="integrate", show_default=True,
               help="integrate: average the pixels of each bin; bilinear/nearest: sample "
                    "at bin centres (pygid-like).")
-@click.option("--split-pixels", is_flag=True, help="Share each pixel among bins by area.")
+@click.option("--pixel-splitting", type=click.Choice(["auto", "all", "none"]), default="auto",
+              show_default=True,
+              help="Pixels shared among the bins their area covers: auto (those wider than "
+                   "a bin, so no bin is left empty), all, or none.")
+@click.option("--max-bins", metavar="N", default="4M", show_default=True,
+              help="Most bins per frame a result may have (e.g. 4M, 25M, 500k).")
 @click.option("--no-errors", is_flag=True, help="Do not propagate Poisson errors.")
 @click.option("--dataset", metavar="PATH", help="Dataset in HDF5 inputs [default: found].")
 @click.option("--frames", metavar="RANGE",
@@ -175,9 +193,9 @@ def _site_instrument() -> dict:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when stderr is a terminal].")
 def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, steps, cuts,
-            q_unit, mask, no_detector_mask, dark, flat, corrections, method, split_pixels,
-            no_errors, dataset, frames, monitor, variables, metadata_file, title, source_name,
-            instrument_name, output, append, overwrite, compression, block_frames,
+            q_unit, mask, no_detector_mask, dark, flat, corrections, method, pixel_splitting,
+            max_bins, no_errors, dataset, frames, monitor, variables, metadata_file, title,
+            source_name, instrument_name, output, append, overwrite, compression, block_frames,
             progress) -> None:
     """Convert IMAGES (files or globs; any fabio format, HDF5/NeXus stacks, Eiger master
     files) to reciprocal space, into one NeXus file.
@@ -207,7 +225,8 @@ def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, s
         incidence_deg=_angles(incidence), transmission=transmission, tilt_deg=tilt_deg,
         dataset=dataset, frames=frames, mask=mask, dark=dark, flat=flat,
         use_detector_mask=not no_detector_mask, corrections=parse_corrections(corrections),
-        q_unit=q_unit, method=method, pixel_splitting=split_pixels, errors=not no_errors,
+        q_unit=q_unit, method=method, pixel_splitting=pixel_splitting,
+        max_bins=_count(max_bins, "--max-bins"), errors=not no_errors,
         mode=mode, compression=compression, metadata_file=metadata_file, title=title,
         source_type=site.get("source_type", "Synchrotron X-ray Source"),
         source_name=source_name or site.get("source_name"),

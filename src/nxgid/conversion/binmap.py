@@ -86,23 +86,69 @@ def from_entries(target: Target, pixels: np.ndarray, bins: np.ndarray,
     )
 
 
-def build_binmap(target: Target, axis_values: list[np.ndarray], valid: np.ndarray,
-                 normalisation: np.ndarray, dark: np.ndarray | None) -> BinMap:
-    """Map every valid pixel centre to the bin containing it (no splitting).
+#: Which pixels are split among the bins their box overlaps.
+SPLITTING: tuple[str, ...] = ("auto", "all", "none")
 
-    *axis_values* are the per-pixel values of the target's axes in the axis units,
-    *valid* a boolean array of pixels that may contribute (mask, cuts, finite norm).
+
+def build_binmap(target: Target, axis_values: list[np.ndarray], valid: np.ndarray,
+                 normalisation: np.ndarray, dark: np.ndarray | None, *,
+                 boxes: list[tuple[np.ndarray, np.ndarray]] | None = None,
+                 split: str = "none", unsplit: np.ndarray | None = None) -> BinMap:
+    """The pixel→bin map of *target*.
+
+    *axis_values* are the per-pixel values of the target's axes at the pixel centres (in
+    the axis units), *valid* a boolean array of pixels that may contribute (mask, cuts,
+    finite norm). A pixel goes whole to the bin containing its centre, unless it is
+    split (*split* ``"all"``, or ``"auto"`` and its box, *boxes* ``(low, high)`` per
+    axis, is wider than a bin along some axis): then it is shared among the bins its box
+    overlaps, in proportion to the overlap. Pixels in *unsplit* (those straddling the
+    missing wedge) are never split. Splitting only the pixels wider than a bin is what
+    keeps every bin of the covered region filled: a bin whose centre some pixel covers
+    then receives that pixel, or a smaller one whose centre lies in it.
     """
-    flat_valid = valid.ravel()
+    if split not in SPLITTING:
+        raise ValueError(f"split {split!r}: expected one of {', '.join(SPLITTING)}")
+    flat_valid = valid.ravel() & np.logical_and.reduce(
+        [np.isfinite(v.ravel()) for v in axis_values])
+    shared = np.zeros(flat_valid.shape, dtype=bool)
+    units: list[tuple[np.ndarray, np.ndarray]] = []
+    if split != "none":
+        if boxes is None:
+            raise ValueError("pixel splitting needs the pixels' boxes")
+        for axis, (lo, hi) in zip(target.axes, boxes, strict=True):
+            units.append(((lo.ravel() - axis.start) / axis.step,
+                          (hi.ravel() - axis.start) / axis.step))
+        with np.errstate(invalid="ignore"):
+            finite = np.logical_and.reduce([np.isfinite(a) & np.isfinite(b) for a, b in units])
+            wide = np.logical_or.reduce([(b - a) > 1.0 for a, b in units])
+        shared = flat_valid & finite & (wide if split == "auto" else True)
+        if unsplit is not None:
+            shared &= ~unsplit.ravel()
+    whole = flat_valid & ~shared
     index = np.zeros(flat_valid.shape, dtype=np.int64)
+    positions = []
     stride = 1
     for axis, values in zip(target.axes, axis_values, strict=True):
-        i = axis.index(values.ravel())
-        flat_valid &= i >= 0
+        flat = values.ravel()
+        positions.append((flat - axis.start) / axis.step)
+        i = axis.index(flat)
+        whole &= i >= 0
         index += i * stride
         stride *= axis.bins
-    pixels_all = np.flatnonzero(flat_valid)
-    return from_entries(target, pixels_all, index[pixels_all], None, normalisation, dark)
+    whole_pixels = np.flatnonzero(whole)
+    if not shared.any():
+        return from_entries(target, whole_pixels, index[whole_pixels], None,
+                            normalisation, dark)
+    if split == "auto":
+        # along an axis where the pixel fits in a bin it stays whole (zero-width box at
+        # its centre): it is shared only along the axes where it is wider than a bin
+        units = [(np.where(b - a > 1.0, a, centre), np.where(b - a > 1.0, b, centre))
+                 for (a, b), centre in zip(units, positions, strict=True)]
+    pix, bins, weights = _split(target, units, np.flatnonzero(shared))
+    return from_entries(target, np.concatenate([whole_pixels, pix]),
+                        np.concatenate([index[whole_pixels], bins]),
+                        np.concatenate([np.ones(whole_pixels.size), weights]),
+                        normalisation, dark)
 
 
 # --- pixel splitting ------------------------------------------------------------------------
@@ -163,50 +209,19 @@ def _split_entries(x0, x1, y0, y1, pixels, nx, ny, two_d, periodic_x, periodic_y
     return out_pixel[:k], out_bin[:k], out_weight[:k]
 
 
-def _box(axis, corners: np.ndarray, seam: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Bounding box of each pixel's corners along *axis*, in bin units.
-
-    For an angle axis, a pixel whose corners straddle the ±180° seam (span above half a
-    turn, *seam*) has its negative corners moved up by a full turn: its box then reaches
-    past the axis end, and wraps round when the axis is a full turn (else the part
-    outside is dropped, as for any pixel on an edge).
-    """
-    lo = corners.min(axis=-1)
-    hi = corners.max(axis=-1)
-    if seam is not None:
-        wrapped = (hi - lo) > seam
-        if wrapped.any():
-            turned = np.where(corners[wrapped] < 0, corners[wrapped] + 2 * seam,
-                              corners[wrapped])
-            lo[wrapped] = turned.min(axis=-1)
-            hi[wrapped] = turned.max(axis=-1)
-    return (lo - axis.start) / axis.step, (hi - axis.start) / axis.step
-
-
-def build_split_binmap(target: Target, corner_values: list[np.ndarray],
-                       seams: list[float | None], valid: np.ndarray,
-                       normalisation: np.ndarray, dark: np.ndarray | None) -> BinMap:
-    """Pixel splitting: each valid pixel is shared among the bins its corners' bounding
-    box overlaps, in proportion to the overlap area (weights of a pixel sum to 1 when its
-    box lies inside the axes)."""
-    flat_valid = valid.ravel()
-    pixels_all = np.flatnonzero(flat_valid)
-    boxes = []
-    for axis, corners, seam in zip(target.axes, corner_values, seams, strict=True):
-        lo, hi = _box(axis, corners.reshape(-1, 4)[pixels_all], seam)
-        finite = np.isfinite(lo) & np.isfinite(hi)
-        boxes.append((lo, hi, finite))
-    keep = np.logical_and.reduce([b[2] for b in boxes])
-    x0, x1 = boxes[0][0][keep], boxes[0][1][keep]
-    two_d = len(boxes) == 2
-    y0, y1 = (boxes[1][0][keep], boxes[1][1][keep]) if two_d else (x0, x1)
-    nx = target.axes[0].bins
-    ny = target.axes[1].bins if two_d else 1
-    periodic = [seam is not None and abs(axis.stop - axis.start - 2 * seam) < 1e-9
-                for axis, seam in zip(target.axes, seams, strict=True)]
-    pix, bins, weights = _split_entries(x0, x1, y0, y1, pixels_all[keep].astype(np.int32),
-                                        nx, ny, two_d, periodic[0],
-                                        periodic[1] if two_d else False)
+def _split(target: Target, units: list[tuple[np.ndarray, np.ndarray]],
+           pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pixel, bin, weight) entries of the split *pixels*, from their boxes in bin
+    units. An angle axis that is a full turn wraps round; on any other axis the part of
+    a box beyond the ends is dropped, as for any pixel on an edge."""
+    x0, x1 = (u[pixels] for u in units[0])
+    two_d = len(units) == 2
+    y0, y1 = (u[pixels] for u in units[1]) if two_d else (x0, x1)
+    periodic = [axis.name.startswith("ang_") and abs(axis.stop - axis.start - 360.0) < 1e-9
+                for axis in target.axes]
+    pix, bins, weights = _split_entries(
+        x0, x1, y0, y1, pixels.astype(np.int32), target.axes[0].bins,
+        target.axes[1].bins if two_d else 1, two_d, periodic[0],
+        periodic[1] if two_d else False)
     positive = weights > 0
-    return from_entries(target, pix[positive], bins[positive], weights[positive],
-                        normalisation, dark)
+    return pix[positive], bins[positive], weights[positive]

@@ -26,7 +26,7 @@ from nxgid.conversion.grid import Axis, Target
 log = logging.getLogger("nxgid.conversion")
 
 #: Bump when the map layout or binning rules change.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: footprint bins, adaptive splitting, chi turn per target
 _ARRAYS = ("indptr", "pixels", "weights", "entry_norm", "entry_dark", "norm", "dark",
            "counts")
 
@@ -70,7 +70,8 @@ class MapCache:
         try:
             data = json.loads(path.read_text())
             return [Target(t["name"], tuple(Axis(**a) for a in t["axes"]),
-                           tuple(tuple(c) for c in t["cuts"])) for t in data]
+                           tuple(tuple(c) for c in t["cuts"]), float(t["chi_from_deg"]))
+                    for t in data]
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
@@ -80,7 +81,8 @@ class MapCache:
     def save_targets(self, key: str, targets: list[Target]) -> None:
         data = [{"name": t.name,
                  "axes": [{f.name: getattr(a, f.name) for f in fields(a)} for a in t.axes],
-                 "cuts": [list(c) for c in t.cuts]} for t in targets]
+                 "cuts": [list(c) for c in t.cuts], "chi_from_deg": t.chi_from_deg}
+                for t in targets]
         self._write(self.directory / f"{key}.json",
                     lambda tmp: Path(tmp).write_text(json.dumps(data)))
 

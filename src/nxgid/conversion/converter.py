@@ -20,19 +20,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from nxgid.conversion.binmap import BinMap, build_binmap, build_split_binmap
-from nxgid.conversion.grid import (
-    PROFILE_CUTS,
-    Axis,
-    Target,
-    axis_names,
-    default_axis,
-    scale_for,
-)
+from nxgid.conversion.autobins import MAX_BINS, resolve_targets
+from nxgid.conversion.binmap import SPLITTING, BinMap, build_binmap
+from nxgid.conversion.footprint import WEDGE_AXES, Footprints
+from nxgid.conversion.grid import Axis, Target, axis_names
 from nxgid.conversion.result import Result
 from nxgid.errors import NxgidError
 from nxgid.geometry.coordinates import (
-    Q_AXES,
     PixelCoordinates,
     SampleGeometry,
     pixel_coordinates,
@@ -106,8 +100,9 @@ class Converter:
         incidence_angles_deg: Sequence[float] | None = None,
         errors: bool = True,
         keep_sums: bool = False,
-        pixel_splitting: bool = False,
+        pixel_splitting: str | bool = "auto",
         method: str = "integrate",
+        max_bins: int = MAX_BINS,
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
         """*corrections* is a :class:`nxgid.conversion.corrections.Corrections` (None:
@@ -116,21 +111,32 @@ class Converter:
         is False. *valid_range* (low, high) drops, frame by frame, pixels whose value lies
         outside it. *incidence_angles_deg* lists every angle the frames will have, so the
         default ranges cover them all. With *cache_dir*, resolved axes and maps are kept
-        on disk and reused by later converters with the same inputs. With
-        *pixel_splitting*, each pixel is shared among the bins its area covers (bounding
-        box of its corners) instead of going whole to the bin of its centre; note that in
-        grazing incidence this spreads intensity into the edge of the missing wedge.
+        on disk and reused by later converters with the same inputs.
+        *pixel_splitting* says which pixels are shared among the bins their area covers
+        (the box of their corners) instead of going whole to the bin of their centre:
+        ``"auto"`` (default) those wider than a bin, so no bin of the covered region is
+        left empty; ``"all"`` every pixel; ``"none"`` none (True and False mean all and
+        none). Pixels straddling the grazing-incidence missing wedge are never split.
         *method* ``"bilinear"`` or ``"nearest"`` samples maps at their bin centres
         (pygid-like; see :mod:`nxgid.conversion.interpolation`); profiles always
-        integrate pixels."""
+        integrate pixels. *max_bins* limits the bins per frame of every result
+        (:mod:`nxgid.conversion.autobins`)."""
         from nxgid.conversion.interpolation import METHODS
 
         if method not in METHODS:
             raise NxgidError(f"method {method!r}: expected one of {', '.join(METHODS)}")
-        if method != "integrate" and pixel_splitting:
+        if isinstance(pixel_splitting, bool):
+            pixel_splitting = "all" if pixel_splitting else "none"
+        if pixel_splitting not in SPLITTING:
+            raise NxgidError(f"pixel splitting {pixel_splitting!r}: expected one of "
+                             + ", ".join(SPLITTING))
+        if method != "integrate" and pixel_splitting == "all":
             raise NxgidError("pixel splitting belongs to the integrate method, not to "
                              f"{method} interpolation")
+        if max_bins < 1:
+            raise NxgidError(f"max_bins = {max_bins}: expected at least 1")
         self.method = method
+        self.max_bins = int(max_bins)
         self.geometry = geometry
         self.sample = sample
         self.q_unit = check_q_unit(q_unit)
@@ -161,9 +167,9 @@ class Converter:
         self.specs = specs
         self._maps: dict[float, dict[str, BinMap]] = {}
         self._descriptions: dict[str | None, dict] = {}
-        #: Pixel coordinates per (angle, corners), kept from resolving the default ranges
-        #: until the maps of that angle are built.
-        self._coords: dict[tuple[float, bool], PixelCoordinates] = {}
+        #: Pixel footprints per angle, kept from resolving the default ranges until the
+        #: maps of that angle are built.
+        self._footprints: dict[float, Footprints] = {}
         self._cache = None
         self._cache_key = ""
         if cache_dir is not None:
@@ -198,6 +204,7 @@ class Converter:
             "flat": array_digest(self.flat),
             "pixel_splitting": self.pixel_splitting,
             "method": self.method,
+            "max_bins": self.max_bins,
         })
 
     def _frame_like(self, array: np.ndarray, what: str) -> np.ndarray:
@@ -207,15 +214,21 @@ class Converter:
                              f"{self.geometry.shape}")
         return array
 
+    @property
+    def _splits(self) -> bool:
+        """Whether any pixel may be split (maps of the interpolating methods never are)."""
+        return self.pixel_splitting != "none"
+
+    def _needs_corners(self) -> bool:
+        """Corners are needed to split pixels and to choose automatic bins."""
+        if self._splits:
+            return True
+        return any(name not in spec.ranges or
+                   (name not in spec.bins and name not in spec.steps)
+                   for spec in self.specs for name in axis_names(spec.name))
+
     def _coordinates(self, incidence_deg: float, *, corners: bool = False
                      ) -> PixelCoordinates:
-        key = (float(incidence_deg), corners)
-        if key not in self._coords:
-            self._coords[key] = self._compute_coordinates(incidence_deg, corners=corners)
-        return self._coords[key]
-
-    def _compute_coordinates(self, incidence_deg: float, *, corners: bool = False
-                             ) -> PixelCoordinates:
         sample = self.sample
         if sample.mode == "gid" and incidence_deg != sample.incidence_deg:
             sample = replace(sample, incidence_deg=incidence_deg)
@@ -226,52 +239,23 @@ class Converter:
             apply_refraction(coords, refracted_q_z(coords, self.corrections.critical_angle_deg))
         return coords
 
-    def _axis_values(self, coords: PixelCoordinates, name: str) -> np.ndarray:
-        return coords.axis_values(name) * scale_for(name, self.q_unit)
+    def footprints(self, incidence_deg: float | None = None) -> Footprints:
+        """Centre values and corner boxes of every pixel (:mod:`.footprint`) at one
+        incidence angle; corners only when they are needed."""
+        angle = self.sample.incidence_deg if incidence_deg is None else float(incidence_deg)
+        if angle not in self._footprints:
+            corners = self._coordinates(angle, corners=True) if self._needs_corners() \
+                else None
+            self._footprints[angle] = Footprints(self._coordinates(angle), corners,
+                                                 self.q_unit)
+        return self._footprints[angle]
 
     def _resolve_targets(self, specs: list[TargetSpec], angles: list[float]) -> list[Target]:
-        """Concrete axes: given ranges, else ones covering the detector at every angle."""
-        extents: dict[str, list[float]] = {}
-        sample_values: dict[str, np.ndarray] = {}
-        wanted = {n for s in specs for n in axis_names(s.name)}
-        usable = ~self.mask
-        for angle in dict.fromkeys(angles):
-            coords = self._coordinates(angle)
-            # with splitting, pixel areas (their corners) must fit in the default ranges
-            extent_coords = self._coordinates(angle, corners=True) \
-                if self.pixel_splitting else coords
-            for name in wanted:
-                values = self._axis_values(coords, name)
-                sample_values.setdefault(name, values)
-                spread = self._axis_values(extent_coords, name)
-                inside = usable[..., np.newaxis] if spread.ndim == 3 else usable
-                inside = np.broadcast_to(inside, spread.shape)
-                if self.pixel_splitting and name.startswith("ang_"):
-                    spread = np.clip(spread, -180.0, 180.0)
-                finite = spread[inside & np.isfinite(spread)]
-                if finite.size:
-                    lo, hi = extents.get(name, [math.inf, -math.inf])
-                    extents[name] = [min(lo, float(finite.min())), max(hi, float(finite.max()))]
-        for name, (lo, hi) in extents.items():
-            if name.startswith("ang_") and hi - lo > 359.0:
-                extents[name] = [-180.0, 180.0]  # nearly the whole circle: all of it
-        targets = []
-        for spec in specs:
-            axes = []
-            for name in axis_names(spec.name):
-                lo, hi = spec.ranges.get(name, extents.get(name, (0.0, 0.0)))
-                unit = self.q_unit if name in Q_AXES else "deg"
-                axes.append(default_axis(name, sample_values[name], unit,
-                                         bins=spec.bins.get(name), start=lo, stop=hi,
-                                         step=spec.steps.get(name)))
-            cuts: tuple[tuple[str, float, float], ...] = ()
-            if spec.name in PROFILE_CUTS:
-                cut_axis, default = PROFILE_CUTS[spec.name]
-                cut = spec.cut or default
-                if cut is not None:
-                    cuts = ((cut_axis, float(cut[0]), float(cut[1])),)
-            targets.append(Target(spec.name, tuple(axes), cuts))
-        return targets
+        """Concrete axes: given ranges and bins, else automatic ones
+        (:mod:`nxgid.conversion.autobins`)."""
+        footprints = [self.footprints(angle) for angle in dict.fromkeys(angles)]
+        return resolve_targets(specs, footprints, ~self.mask, q_unit=self.q_unit,
+                               split=self._splits, max_bins=self.max_bins)
 
     def binmaps(self, incidence_deg: float | None = None) -> dict[str, BinMap]:
         """The pixel→bin maps for one incidence angle (built on first use)."""
@@ -281,56 +265,43 @@ class Converter:
             if cached is not None:
                 self._maps[angle] = cached
         if angle not in self._maps:
-            coords = self._coordinates(angle)
+            fp = self.footprints(angle)
             norm = np.ones(self.geometry.shape)
             if self.corrections is not None:
                 from nxgid.conversion.corrections import correction_factors
 
-                norm = correction_factors(self.corrections, self.geometry, coords)
+                norm = correction_factors(self.corrections, self.geometry, fp.centres)
             if self.flat is not None:
                 norm = norm * self.flat
             with np.errstate(invalid="ignore"):
                 base_valid = ~self.mask & np.isfinite(norm) & (norm > 0)
-            maps = {}
-            for target in self.targets:
-                valid = base_valid.copy()
-                for cut_axis, lo, hi in target.cuts:
-                    values = self._axis_values(coords, cut_axis)
-                    with np.errstate(invalid="ignore"):
-                        valid &= (values >= lo) & (values <= hi)
-                if self.pixel_splitting:
-                    maps[target.name] = self._split_map(target, angle, valid, norm)
-                    continue
-                values = [self._axis_values(coords, a.name) for a in target.axes]
-                if self.method != "integrate" and len(target.axes) == 2:
-                    from nxgid.conversion.interpolation import build_interpolation_map
-
-                    maps[target.name] = build_interpolation_map(
-                        target, values, valid, norm, self.dark, self.method)
-                    continue
-                maps[target.name] = build_binmap(target, values, valid, norm, self.dark)
-            self._maps[angle] = maps
-            self._coords.pop((angle, False), None)  # maps built: free the coordinates
-            self._coords.pop((angle, True), None)
+            self._maps[angle] = {target.name: self._build_map(target, fp, base_valid, norm)
+                                 for target in self.targets}
+            self._footprints.pop(angle, None)  # maps built: free the coordinates
             if self._cache is not None:
-                self._cache.save_maps(self._cache_key, angle, maps)
+                self._cache.save_maps(self._cache_key, angle, self._maps[angle])
         return self._maps[angle]
 
-    def _split_map(self, target: Target, angle: float, valid: np.ndarray,
+    def _build_map(self, target: Target, fp: Footprints, valid: np.ndarray,
                    norm: np.ndarray) -> BinMap:
-        corners = self._coordinates(angle, corners=True)
-        values, seams = [], []
-        for axis in target.axes:
-            corner_values = self._axis_values(corners, axis.name)
-            values.append(corner_values)
-            seams.append(180.0 if axis.name.startswith("ang_") else None)
-            if axis.name.endswith("_azimuth"):
-                # |q|·χ jumps by 2π|q| across χ = ±180°: drop the few pixels on that seam
-                span = np.ptp(corner_values, axis=-1)
-                q = (corners.q * scale_for(axis.name, self.q_unit)).max(axis=-1)
-                with np.errstate(invalid="ignore"):
-                    valid = valid & ~(span > np.pi * q)
-        return build_split_binmap(target, values, seams, valid, norm, self.dark)
+        valid = valid.copy()
+        for cut_axis, lo, hi in target.cuts:
+            values = fp.values(cut_axis, target.chi_from_deg)
+            with np.errstate(invalid="ignore"):
+                valid &= (values >= lo) & (values <= hi)
+        values = [fp.values(axis.name, target.chi_from_deg) for axis in target.axes]
+        if self.method != "integrate" and len(target.axes) == 2:
+            from nxgid.conversion.interpolation import build_interpolation_map
+
+            return build_interpolation_map(target, values, valid, norm, self.dark,
+                                           self.method)
+        if not self._splits:
+            return build_binmap(target, values, valid, norm, self.dark)
+        boxes = [fp.box(axis.name, target.chi_from_deg) for axis in target.axes]
+        straddle = fp.straddles_wedge \
+            if any(axis.name in WEDGE_AXES for axis in target.axes) else None
+        return build_binmap(target, values, valid, norm, self.dark, boxes=boxes,
+                            split=self.pixel_splitting, unsplit=straddle)
 
     # --- conversion -------------------------------------------------------------------
 
@@ -459,6 +430,7 @@ class Converter:
         record = {
             "method": self.method,
             "pixel_splitting": self.pixel_splitting,
+            "max_bins": self.max_bins,
             "q_unit": self.q_unit,
             "sample": {"mode": self.sample.mode, "incidence_deg": self.sample.incidence_deg,
                        "tilt_deg": self.sample.tilt_deg,

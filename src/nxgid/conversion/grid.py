@@ -90,11 +90,14 @@ class Target:
 
     ``cuts`` restricts which pixels count, by ranges of other coordinates, e.g. a
     ``vert_cut_gid`` over ``q_z`` with ``cuts = {"q_xy": (-0.05, 0.05)}``.
+    ``chi_from_deg`` is where the turn of χ starts for this target: azimuths are taken
+    in ``[chi_from_deg, chi_from_deg + 360)`` (see :mod:`nxgid.conversion.footprint`).
     """
 
     name: str
     axes: tuple[Axis, ...]
     cuts: tuple[tuple[str, float, float], ...] = field(default=())
+    chi_from_deg: float = -180.0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -109,7 +112,7 @@ class Target:
 
     def describe(self) -> dict:
         return {"name": self.name, "axes": [a.describe() for a in self.axes],
-                "cuts": [list(c) for c in self.cuts]}
+                "cuts": [list(c) for c in self.cuts], "chi_from_deg": self.chi_from_deg}
 
 
 def axis_names(result: str) -> tuple[str, ...]:
@@ -133,30 +136,9 @@ PROFILE_CUTS: dict[str, tuple[str, tuple[float, float] | None]] = {
 }
 
 
-def default_axis(name: str, values: np.ndarray, unit: str, bins: int | None = None,
-                 start: float | None = None, stop: float | None = None,
-                 step: float | None = None) -> Axis:
-    """An axis covering *values* (finite ones), with bins about one pixel wide by default.
-
-    *values* are in the axis unit already. The default bin width is the median change of
-    the coordinate between neighbouring pixels along the detector's rows and columns.
-    """
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        raise NxgidError(f"axis {name}: no pixel has a finite value")
-    lo = float(finite.min()) if start is None else float(start)
-    hi = float(finite.max()) if stop is None else float(stop)
-    if hi <= lo:
-        raise NxgidError(f"axis {name}: range {lo} … {hi} is empty; expected start < stop")
-    if step is not None:
-        return Axis.from_step(name, lo, hi, step, unit)
-    if bins is None:
-        step = pixel_step(values)
-        bins = max(1, min(20_000, round((hi - lo) / step)))
-    return Axis(name, lo, hi, int(bins), unit)
-
-
 def pixel_step(values: np.ndarray) -> float:
+    """The median change of a coordinate between neighbouring pixels (the larger of the
+    row and column medians): a typical pixel step, not a footprint."""
     if values.ndim != 2:
         return float(np.ptp(values[np.isfinite(values)])) / 1000 or 1.0
     steps = []

@@ -90,19 +90,19 @@ def _invert(ax, ay, targets_x, targets_y, start_r, start_c, tol, max_span_x, max
     return out_r, out_c
 
 
-def build_interpolation_map(target: Target, axis_values: list[np.ndarray], valid: np.ndarray,
-                            normalisation: np.ndarray, dark: np.ndarray | None,
-                            method: str) -> BinMap:
-    """A map whose bins sample the detector at their centres (*method* bilinear/nearest)."""
+def invert(target: Target, axis_values: list[np.ndarray]
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detector position (row, column; pixel centres at integers) of every bin centre the
+    detector reaches: (bins, rows, cols) for those bins, in bin order."""
     from scipy.ndimage import distance_transform_edt
 
     if len(target.axes) != 2:
         raise ValueError("interpolation is for maps; profiles always integrate pixels")
-    rows, cols = valid.shape
+    cols = axis_values[0].shape[1]
     x_axis, y_axis = target.axes
     # start points: a pixel the integrating map puts in the bin, or in the nearest bin
     anyvalid = np.isfinite(axis_values[0]) & np.isfinite(axis_values[1])
-    seed = build_binmap(target, axis_values, anyvalid.copy(), np.ones(valid.shape), None)
+    seed = build_binmap(target, axis_values, anyvalid.copy(), np.ones(anyvalid.shape), None)
     first = np.full(seed.bins, -1, dtype=np.int64)
     has = seed.counts > 0
     first[has] = seed.pixels[seed.indptr[:-1][has]]
@@ -121,11 +121,28 @@ def build_interpolation_map(target: Target, axis_values: list[np.ndarray], valid
     spans = [4.0 * pixel_step(values) for values in (ax, ay)]
     r, c = _invert(ax, ay, grid_x.ravel(), grid_y.ravel(), start_r, start_c, 1e-6, *spans)
     found = np.flatnonzero(np.isfinite(r))
-    r, c = r[found], c[found]
+    return found, r[found], c[found]
+
+
+def nearest_pixels(target: Target, axis_values: list[np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(bins, flat index of the detector pixel nearest to each bin centre) for the bins
+    the detector reaches."""
+    cols = axis_values[0].shape[1]
+    found, r, c = invert(target, axis_values)
+    return found, np.rint(r).astype(np.int64) * cols + np.rint(c).astype(np.int64)
+
+
+def build_interpolation_map(target: Target, axis_values: list[np.ndarray], valid: np.ndarray,
+                            normalisation: np.ndarray, dark: np.ndarray | None,
+                            method: str) -> BinMap:
+    """A map whose bins sample the detector at their centres (*method* bilinear/nearest)."""
+    rows, cols = valid.shape
     if method == "nearest":
-        pixel = np.rint(r).astype(np.int64) * cols + np.rint(c).astype(np.int64)
-        pix, bins, weights = pixel, found, np.ones(found.size)
+        found, pix = nearest_pixels(target, axis_values)
+        bins, weights = found, np.ones(found.size)
     elif method == "bilinear":
+        found, r, c = invert(target, axis_values)
         r0 = np.clip(np.floor(r).astype(np.int64), 0, rows - 2)
         c0 = np.clip(np.floor(c).astype(np.int64), 0, cols - 2)
         fr, fc = r - r0, c - c0

@@ -150,6 +150,13 @@ class PixelCoordinates:
         return tuple(m[i, 0] * q_lab[0] + m[i, 1] * q_lab[1] + m[i, 2] * q_lab[2]
                      for i in range(3))  # type: ignore[return-value]
 
+    @property
+    def q_horizontal(self) -> np.ndarray:
+        """The horizontal in-plane component of q (its sign is that of q_xy): where it
+        changes sign between a pixel's corners, the pixel straddles the GI missing wedge
+        (q_xy jumps from −|q_beam| to +|q_beam| there)."""
+        return self._q_sample[1]
+
     @cached_property
     def q_xy(self) -> np.ndarray:
         q_beam, q_horizontal, _ = self._q_sample
@@ -229,6 +236,20 @@ Q_AXES = frozenset({"q_xy", "q_z", "q_gid_pol", "q_gid_rad", "q_gid_azimuth", "q
 
 def pixel_coordinates(geometry, sample: SampleGeometry, *, corners: bool = False
                       ) -> PixelCoordinates:
-    """Coordinates of every pixel centre (or corner) of *geometry* for *sample*."""
+    """Coordinates of every pixel centre (or corner) of *geometry* for *sample*.
+
+    With *corners* the points are those of ``geometry.positions_m(corners=True)``: the
+    (rows + 1, cols + 1) corner grid, or (rows, cols, 4) corners per pixel;
+    :func:`per_pixel_corners` turns values on either into (rows, cols, 4)."""
     x, y, z = geometry.positions_m(corners=corners)
     return PixelCoordinates(x, y, z, geometry.wavelength_A, sample)
+
+
+def per_pixel_corners(values: np.ndarray) -> np.ndarray:
+    """Values at the four corners of every pixel, shape (rows, cols, 4), in pyFAI's
+    order (row, col), (row + 1, col), (row + 1, col + 1), (row, col + 1), from values
+    on the (rows + 1, cols + 1) corner grid (or already per pixel)."""
+    if values.ndim == 3:
+        return values
+    return np.stack((values[:-1, :-1], values[1:, :-1], values[1:, 1:], values[:-1, 1:]),
+                    axis=-1)

@@ -168,13 +168,47 @@ class DetectorGeometry:
     # --- positions --------------------------------------------------------------------
 
     def positions_m(self, corners: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x, y, z) of pixel centres, shape (rows, cols); with *corners*, (rows, cols, 4)."""
+        """(x, y, z) in float64 of the pixel centres, shape (rows, cols); with *corners*,
+        of the pixel corners: the (rows + 1, cols + 1) grid of corner points shared by
+        neighbouring pixels (see :func:`pixel_corners`), or (rows, cols, 4) per pixel for
+        a detector whose pixels are not adjacent (pyFAI's own, float32, corners).
+
+        pyFAI's default path computes centres from float32 index arrays, or by bilinear
+        interpolation of its float32 corner cache once any corner was asked for (errors
+        of 1e-8 m); nxgid passes float64 pixel indices to ``calc_pos_zyx`` instead, with
+        pixel centres at index i and corners at i ± ½ (pyFAI adds the half pixel).
+        """
         name = "corners" if corners else "centres"
         if name not in self._cache:
-            z, y, x = self.pyfai.calc_pos_zyx(corners=corners)
-            self._cache[name] = (np.ascontiguousarray(x), np.ascontiguousarray(y),
-                                 np.ascontiguousarray(z))
+            self._cache[name] = self._positions(corners)
         return self._cache[name]
+
+    def _positions(self, corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        detector = self.detector
+        rows, cols = self.shape
+        exact = bool(getattr(detector, "IS_CONTIGUOUS", True)) and \
+            bool(getattr(detector, "IS_FLAT", True)) and \
+            getattr(detector, "spline", None) is None
+        if corners and not exact:
+            z, y, x = self.pyfai.calc_pos_zyx(corners=True)
+        else:
+            offset = -0.5 if corners else 0.0
+            d1, d2 = np.meshgrid(np.arange(rows + bool(corners), dtype=np.float64) + offset,
+                                 np.arange(cols + bool(corners), dtype=np.float64) + offset,
+                                 indexing="ij")
+            # a corner cache pyFAI built earlier would replace the exact float64 path by
+            # an interpolation of float32 corners: set aside while computing
+            cached = getattr(detector, "_pixel_corners", None) if exact else None
+            if cached is not None:
+                detector._pixel_corners = None
+            try:
+                z, y, x = self.pyfai.calc_pos_zyx(d1=d1, d2=d2)
+            finally:
+                if cached is not None:
+                    detector._pixel_corners = cached
+        return (np.ascontiguousarray(x, dtype=np.float64),
+                np.ascontiguousarray(y, dtype=np.float64),
+                np.ascontiguousarray(z, dtype=np.float64))
 
     def solid_angle(self) -> np.ndarray:
         """pyFAI's solid angle per pixel relative to a pixel at the PONI (detector tilt

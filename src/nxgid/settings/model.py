@@ -385,7 +385,24 @@ class ReductionSettings(Section):
     def _old_method_name(cls, value: Any) -> Any:
         # schema 1 called pygid-like sampling "interpolate": it is bilinear sampling
         return "bilinear" if value == "interpolate" else value
-    pixel_splitting: bool = Field(False, description="split pixels over bins by area")
+    pixel_splitting: Literal["auto", "all", "none"] = Field(
+        "auto", description="which pixels are shared among the bins their area covers: "
+                            "auto (those wider than a bin: no empty bins), all, none")
+
+    @field_validator("pixel_splitting", mode="before")
+    @classmethod
+    def _splitting_from_boolean(cls, value: Any) -> Any:
+        # schema 2 had a boolean: true split every pixel, false none
+        text = str(value).strip().lower()
+        if isinstance(value, bool):
+            return "all" if value else "none"
+        if text in {"1", "true", "t", "yes", "y", "on"}:
+            return "all"
+        if text in {"0", "false", "f", "no", "n", "off"}:
+            return "none"
+        return text
+    max_bins: int = Field(4_000_000, ge=1,
+                          description="most bins per frame a result may have")
     errors: bool = Field(True, description="propagate Poisson variance into errors")
     corrections: str = Field(
         "solid_angle, polarization",
