@@ -148,7 +148,7 @@ def test_migration_upgrades_an_older_schema(database_url, tmp_path):
                 "VALUES (1, 1, 1, 'convert', 'f1', 'failed', '2025-01-02 03:04:05', 3)"))
         assert upgrade(engine) == "0001"
         with engine.connect() as connection:
-            assert current_revision(connection) == head_revision() == "0003"
+            assert current_revision(connection) == head_revision() == "0004"
             columns = {c["name"] for c in inspect(connection).get_columns("task_runs")}
             assert {"heartbeat_at", "after_id", "signature", "stale", "overwrite",
                     "detail"} <= columns

@@ -111,40 +111,44 @@ def status(state: State, selection: tuple[str, ...], show_tasks: bool, watch: bo
     """
     import time
 
+    from nxgid.workflow.tasks import TaskContext
     from nxgid.workflow.workspace import effective_settings, open_database
 
     exp = state.experiment()
     parts = _selections(selection)
-    server = effective_settings(exp).settings.server
+    effective = effective_settings(exp)
+    ctx = TaskContext(exp, effective)
     out = console()
     with open_database(exp) as database:
         if not watch:
-            out.print(_status_view(exp, database, parts, show_tasks, server))
+            out.print(_status_view(ctx, database, parts, show_tasks))
             return
         from rich.live import Live
 
         count = 0
-        with Live(_status_view(exp, database, parts, show_tasks, server), console=out,
+        with Live(_status_view(ctx, database, parts, show_tasks), console=out,
                   auto_refresh=False) as live:
             try:
                 while times is None or count < times - 1:
                     time.sleep(interval)
-                    live.update(_status_view(exp, database, parts, show_tasks, server),
+                    live.update(_status_view(ctx, database, parts, show_tasks),
                                 refresh=True)
                     count += 1
             except KeyboardInterrupt:
                 pass
 
 
-def _status_view(exp, database, parts, show_tasks: bool, server):
+def _status_view(ctx, database, parts, show_tasks: bool):
     from rich.console import Group
 
     from nxgid.workflow.queue import requeue_expired, status_counts
-    from nxgid.workflow.status import scan_status
+    from nxgid.workflow.status import explain_stale, scan_status
 
+    exp, server = ctx.experiment, ctx.settings.server
     requeue_expired(database, timeout_s=server.heartbeat_timeout_s,
                     max_attempts=server.max_attempts)
-    rows = [s for s in scan_status(database) if any(p.matches(s.scan) for p in parts)]
+    rows = explain_stale(ctx, [s for s in scan_status(database)
+                               if any(p.matches(s.scan) for p in parts)])
     counts = status_counts(database)
     head = f"experiment {exp.name} at {exp.root}"
     if counts:
@@ -167,9 +171,11 @@ def task_table(rows):
     for row in rows:
         for task in row.tasks:
             duration = "" if task.duration_s is None else f"{task.duration_s:.1f} s"
+            result = f"stale: {task.stale_reason}" if task.stale_reason \
+                else task.error or task.detail or ""
             table.add_row(str(row.scan), task.task, task.entry, task.shown_status,
                           str(task.attempts), local_time(task.started_at), duration,
-                          task.host or "", task.error or task.detail or "")
+                          task.host or "", result)
     return table
 
 
@@ -177,9 +183,24 @@ def scan_table(rows):
     """The per-scan status table (also printed by `nxgid demo`)."""
     from rich.table import Table
 
+    why = any(t.stale_reason for row in rows for t in row.tasks)
     table = Table("scan", "entries", "raw data", "on disk", "tasks", box=None, pad_edge=False)
+    if why:
+        table.add_column("stale because", overflow="fold", min_width=30)
     for row in rows:
-        table.add_row(str(row.scan), ", ".join(row.entries) or "-",
-                      f"{len(row.raw_entries)}/{len(row.entries)}",
-                      "yes" if row.present else "MISSING", _task_summary(row.tasks))
+        cells = [str(row.scan), ", ".join(row.entries) or "-",
+                 f"{len(row.raw_entries)}/{len(row.entries)}",
+                 "yes" if row.present else "MISSING", _task_summary(row.tasks)]
+        table.add_row(*cells, *([_stale_summary(row.tasks)] if why else []))
     return table
+
+
+def _stale_summary(states) -> str:
+    """The reasons of a scan's stale tasks, each with the tasks it applies to, e.g.
+    ``link f1, convert f1: geometry (configuration gid changed)``."""
+    by_reason: dict[str, list[str]] = {}
+    for task in states:
+        if task.stale_reason:
+            by_reason.setdefault(task.stale_reason, []).append(
+                f"{task.task} {task.entry}".strip())
+    return "; ".join(f"{', '.join(tasks)}: {reason}" for reason, tasks in by_reason.items())

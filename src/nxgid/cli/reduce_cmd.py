@@ -137,8 +137,10 @@ def reduce(state: State, selection, everything, task_names, overwrite, stale, no
     """Queue the reduction of scans: link, convert (every map and profile of the recipe),
     preview, and sum for summed scans.
 
-    Done tasks are skipped; those whose inputs or recipe changed are reported stale and
-    redone with --stale. Queued tasks are run by `nxgid workers`, or here with --now.
+    Done tasks are skipped; those whose inputs or recipe changed (new raw frames, a
+    recalibrated configuration or new mask, the recipe, ...) are reported stale with the
+    inputs that changed and redone with --stale (link then refreshes the scan file from
+    its configuration). Queued tasks are run by `nxgid workers`, or here with --now.
 
     \b
     Examples:
@@ -161,8 +163,13 @@ def reduce(state: State, selection, everything, task_names, overwrite, stale, no
         plan = queue_reduction(db, TaskContext(experiment, effective), parts, tasks=tasks,
                                overwrite=overwrite, stale=stale)
     out.print(plan.summary())
-    for ref, task, entry in plan.stale[:20]:
-        out.print(f"stale   {task:8} {ref} {entry}".rstrip())
+    for key in plan.stale[:20]:
+        ref, task, entry = key
+        reason = plan.reasons.get(key)
+        out.print(f"stale   {task:8} {ref} {entry}".rstrip()
+                  + (f": {reason}" if reason else ""))
+    if len(plan.stale) > 20:
+        out.print(f"… and {len(plan.stale) - 20} more (`nxgid status --tasks` lists them)")
     if plan.stale and not (stale or overwrite):
         out.print("`nxgid reduce --stale` redoes the stale tasks")
     if not now:

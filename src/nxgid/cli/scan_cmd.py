@@ -110,23 +110,62 @@ def scan_info_cmd(state, scan_path) -> None:
 
 
 @scan.command("refresh")
-@click.argument("scan_path", metavar="SAMPLE/LABEL/SCAN")
+@click.argument("selection", nargs=-1, metavar="[SAMPLE[/LABEL[/SCAN]]]...")
+@click.option("--all", "everything", is_flag=True, help="Every scan of the experiment.")
 @experiment_option
 @pass_state
-def scan_refresh(state, scan_path) -> None:
-    """Bring a scan's calibration and mask up to date with its configuration.
+def scan_refresh(state, selection, everything) -> None:
+    """Bring scans' calibration and mask up to date with their configuration.
+
+    Prints one line per scan: refreshed, or already up to date. The reduction of a
+    refreshed scan is then stale: `nxgid reduce --stale` redoes it (`reduce --stale`
+    alone also refreshes the scans it redoes).
 
     \b
-    Example:
+    Examples:
         nxgid scan refresh pentacene-SiO2/as-grown/s001
+        nxgid scan refresh pentacene-SiO2
+        nxgid scan refresh --all
     """
-    from nxgid.experiment.layout import ScanRef
+    from nxgid.errors import MissingError
+    from nxgid.experiment.layout import Selection
     from nxgid.experiment.scans import refresh_scan
 
-    ref = ScanRef.parse(scan_path)
-    changed = refresh_scan(state.experiment(), ref)
-    console().print(f"scan {ref}: " + ("refreshed from its configuration" if changed
-                                       else "already up to date"))
+    if not selection and not everything:
+        raise NxgidError("scan refresh: name scans (SAMPLE[/LABEL[/SCAN]]) or give --all")
+    experiment = state.experiment()
+    parts = [Selection.parse(t) for t in selection] or [Selection()]
+    out = console()
+    refs = []
+    for part in parts:
+        found = [ref for ref in experiment.scans(part) if experiment.scan_file(ref).is_file()]
+        if not found and selection:
+            raise MissingError(f"scan refresh: no scan files in {part}")
+        refs += found
+    refs = sorted(set(refs))
+    if not refs:
+        out.print("no scans in the experiment")
+        return
+    refreshed, failed = 0, []
+    for ref in refs:
+        try:
+            changed = refresh_scan(experiment, ref)
+        except (NxgidError, OSError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if len(refs) == 1:  # the one scan named: its error is the command's
+                raise exc if isinstance(exc, NxgidError) else NxgidError(
+                    f"scan {ref}: {message}") from None
+            failed.append(ref)
+            out.print(f"scan {ref}: not refreshed: {message}")
+            continue
+        refreshed += changed
+        out.print(f"scan {ref}: " + ("refreshed from its configuration" if changed
+                                     else "already up to date"))
+    if refreshed:
+        out.print(f"{refreshed} scan(s) refreshed: `nxgid reduce --stale` redoes their "
+                  "reduction with the new geometry and mask")
+    if failed:
+        raise NxgidError(f"scan refresh: {len(failed)} of {len(refs)} scan(s) not refreshed")
 
 
 @scan.command("list")

@@ -184,36 +184,89 @@ def entry_status(experiment: Experiment, ref: ScanRef, entry: str) -> EntryStatu
         return _entry_status(root, path, entry, _detector_shape(root))
 
 
-def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
-    """Bring the scan's calibration, geometry and mask up to date with its
-    configuration; returns False if it already was. Records the time."""
+@dataclass(frozen=True)
+class ScanGeometry:
+    """The geometry-and-mask hashes (:func:`geometry_hash`) of a scan file's own copy and
+    of its configuration file."""
+
+    configuration: str
+    scan_hash: str
+    #: None when the configuration no longer exists.
+    configuration_hash: str | None
+
+    @property
+    def stale(self) -> bool | None:
+        """Whether the configuration changed since the scan copied it (None: gone)."""
+        if self.configuration_hash is None:
+            return None
+        return self.configuration_hash != self.scan_hash
+
+
+def scan_geometry(experiment: Experiment, ref: ScanRef, *,
+                  configuration_hashes: dict[str, str | None] | None = None) -> ScanGeometry:
+    """The geometry hashes of a scan file and of its configuration, read without HDF5
+    file locks (a viewer holding either open is no obstacle). *configuration_hashes*
+    (name → hash) saves reading a configuration again for each of its scans."""
     import h5py
 
+    path = experiment.scan_file(ref)
+    if not path.is_file():
+        raise MissingError(f"scan file {path} does not exist")
+    with h5py.File(path, "r", locking=False) as root:
+        entry = root["entry"]
+        configuration = _text(entry[CONFIGURATION_FIELD][()]) \
+            if CONFIGURATION_FIELD in entry else ""
+        own = geometry_hash(root)
+    cache = {} if configuration_hashes is None else configuration_hashes
+    if configuration not in cache:
+        config = experiment.configuration_file(configuration) if configuration else None
+        if config is not None and config.is_file():
+            with h5py.File(config, "r", locking=False) as source:
+                cache[configuration] = geometry_hash(source)
+        else:
+            cache[configuration] = None
+    return ScanGeometry(configuration, own, cache[configuration])
+
+
+def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
+    """Bring the scan's calibration, geometry and mask up to date with its
+    configuration; returns False if it already was. Records the time.
+
+    Holds the scan file's lock (:func:`nxgid.experiment.locks.file_lock`, as the
+    workflow's edits of the scan file do), so a refresh never loses a concurrent edit;
+    do not call it while holding that lock."""
+    import h5py
+
+    from nxgid.experiment.locks import file_lock
     from nxgid.nexus.writer import now_iso
 
-    info = scan_info(experiment, ref)
-    if info.stale is None:
-        raise MissingError(f"scan {ref}: its configuration {info.configuration!r} no "
-                           "longer exists")
-    if not info.stale:
-        return False
-    config = experiment.configuration_file(info.configuration)
-    with h5py.File(config, "r") as source, rewrite(info.path) as root:
-        instrument = root["entry/instrument"]
-        for name in ("detector", "monochromator", "calibration"):
-            if name in instrument:
-                del instrument[name]
-            if name in source["entry/instrument"]:
-                source.copy(source["entry/instrument"][name], instrument, name=name)
-        sync_positions(root)
-        for name in position_entries(root):  # the links stay the scan's
-            link = root[name]["data"].get("data", getlink=True)
-            detector = root[name]["instrument/detector"]
-            if "data" in detector:
-                del detector["data"]
-            detector["data"] = h5py.ExternalLink(link.filename, link.path)
-        nx_field(root["entry"], GEOMETRY_HASH_FIELD, geometry_hash(source))
-        nx_field(root["entry"], "refreshed", now_iso())
+    path = experiment.scan_file(ref)
+    if not path.is_file():
+        raise MissingError(f"scan {ref} does not exist ({path})")
+    with file_lock(path):
+        info = scan_info(experiment, ref)
+        if info.stale is None:
+            raise MissingError(f"scan {ref}: its configuration {info.configuration!r} no "
+                               "longer exists")
+        if not info.stale and not scan_geometry(experiment, ref).stale:
+            return False
+        config = experiment.configuration_file(info.configuration)
+        with h5py.File(config, "r") as source, rewrite(info.path) as root:
+            instrument = root["entry/instrument"]
+            for name in ("detector", "monochromator", "calibration"):
+                if name in instrument:
+                    del instrument[name]
+                if name in source["entry/instrument"]:
+                    source.copy(source["entry/instrument"][name], instrument, name=name)
+            sync_positions(root)
+            for name in position_entries(root):  # the links stay the scan's
+                link = root[name]["data"].get("data", getlink=True)
+                detector = root[name]["instrument/detector"]
+                if "data" in detector:
+                    del detector["data"]
+                detector["data"] = h5py.ExternalLink(link.filename, link.path)
+            nx_field(root["entry"], GEOMETRY_HASH_FIELD, geometry_hash(source))
+            nx_field(root["entry"], "refreshed", now_iso())
     return True
 
 

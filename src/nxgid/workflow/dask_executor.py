@@ -11,9 +11,9 @@ Dask workers never open it. The client loops like :func:`nxgid.workflow.worker.w
   worker, runs :func:`nxgid.workflow.tasks.run_task` and returns plain values;
 - keep the heartbeat of every in-flight task from the client every ``[server]
   heartbeat_s`` while its future runs (queued in Dask or running);
-- record done (host and pid of the Dask worker that ran it; the detail ends with
-  ``[dask worker HOST:PID]``) or a failed attempt, queued again until ``[server]
-  max_attempts``.
+- record done with the signature and its parts (host and pid of the Dask worker that
+  ran it; the detail ends with ``[dask worker HOST:PID]``) or a failed attempt, queued
+  again until ``[server] max_attempts``.
 
 It stops when nothing is claimable, nothing is in flight and nothing runs elsewhere
 (with *wait*, it keeps polling until stopped). Ctrl-C or *stop* cancels the futures and
@@ -74,8 +74,10 @@ _DETAIL_LENGTH = 255
 # --- on the Dask worker --------------------------------------------------------------
 
 def _run_remote(root: str, site_path: str | None, sample: str, label: str, scan: str,
-                task: str, entry: str, overwrite: bool) -> tuple[str, str, str, int]:
-    """Run one task on a Dask worker; returns (signature, detail, host, pid).
+                task: str, entry: str, overwrite: bool
+                ) -> tuple[str, str, str, int, dict[str, str]]:
+    """Run one task on a Dask worker; returns (signature, detail, host, pid, inputs: the
+    signature's parts).
 
     Opens the experiment at *root* (the same path must be visible on the worker) with
     the site settings at *site_path*; never touches the workflow database.
@@ -98,7 +100,8 @@ def _run_remote(root: str, site_path: str | None, sample: str, label: str, scan:
              extra=scan_extra(ref, entry or None))
     result = run_task(TaskContext(experiment, effective), ref, task, entry,
                       overwrite=overwrite)
-    return str(result.signature), str(result.detail), host, pid
+    return (str(result.signature), str(result.detail), host, pid,
+            {str(k): str(v) for k, v in result.inputs.items()})
 
 
 def where_ran(detail: str, host: str, pid: int) -> str:
@@ -249,7 +252,7 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
         extra = scan_extra(claimed.scan, claimed.entry or None)
         beats.remove(flight)
         try:
-            signature, detail, worker_host, worker_pid = future.result()
+            signature, detail, worker_host, worker_pid, inputs = future.result()
         except InputsMissing as exc:
             if not flight.lost:
                 deferred.add(db, claimed, exc, on_event)
@@ -267,7 +270,8 @@ def _drive(db: WorkflowDB, ctx: TaskContext, client, scheduler: str, *,
             return
         deferred.done(claimed.id)
         record_success(db, claimed, signature, where_ran(detail, worker_host, worker_pid),
-                       report=report, on_event=on_event, host=worker_host, pid=worker_pid)
+                       report=report, on_event=on_event, host=worker_host, pid=worker_pid,
+                       inputs=inputs)
 
     try:
         while not stop.is_set():

@@ -147,6 +147,10 @@ class TaskRun(Base):
     after_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: SHA-256 of the inputs and recipe the task was done with.
     signature: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The named parts of that signature, part → short digest, e.g. ``{"raw stack":
+    #: "…", "geometry": "gid:…"}``: what `nxgid status` compares to say why a task is
+    #: stale (migration 0004; None for tasks done before it).
+    inputs: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     #: Done, but its inputs or recipe changed since: redone on request (`reduce --stale`).
     stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Queued with permission to replace existing outputs (`--overwrite`, `--stale`).

@@ -17,7 +17,7 @@ import os
 import re
 import socket
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -195,9 +195,11 @@ def heartbeat(db: WorkflowDB, task_id: int, *, pid: int | None = None) -> bool:
 
 def finish(db: WorkflowDB, task_id: int, *, error: str | None = None,
            signature: str | None = None, detail: str | None = None,
-           host: str | None = None, pid: int | None = None) -> None:
-    """Record the end of a claimed task: done, or failed with a short *error*. *host* and
-    *pid* record where it really ran when that is not the claimer (a Dask worker)."""
+           host: str | None = None, pid: int | None = None,
+           inputs: Mapping[str, str] | None = None) -> None:
+    """Record the end of a claimed task: done (with its *signature* and the *inputs*
+    parts it was made of), or failed with a short *error*. *host* and *pid* record where
+    it really ran when that is not the claimer (a Dask worker)."""
     with db.session() as session:
         run = session.get(TaskRun, task_id)
         if run is None:
@@ -211,6 +213,7 @@ def finish(db: WorkflowDB, task_id: int, *, error: str | None = None,
         run.error = error[:ERROR_LENGTH] if error else None
         if not error:
             run.signature, run.stale, run.overwrite = signature, False, False
+            run.inputs = dict(inputs) if inputs else None
         if detail is not None:
             run.detail = detail[:255]
 
@@ -292,13 +295,27 @@ def retry(db: WorkflowDB, ids: Iterable[int] | None = None) -> int:
         return len(runs)
 
 
-def mark_stale(db: WorkflowDB, ids: Iterable[int]) -> None:
-    ids = list(ids)
-    if not ids:
-        return
+def adopt(db: WorkflowDB, records: Iterable[tuple[int, str, Mapping[str, str]]]) -> None:
+    """Give done tasks recorded before signature parts were kept (``inputs`` NULL) and
+    found unchanged their signature and parts in today's form: (task id, signature,
+    parts)."""
     with db.session() as session:
-        session.execute(update(TaskRun).where(TaskRun.id.in_(ids)).values(stale=True)
-                        .execution_options(synchronize_session=False))
+        for task_id, signature, inputs in records:
+            run = session.get(TaskRun, task_id)
+            if run is not None and run.status == TaskStatus.DONE and run.inputs is None:
+                run.signature, run.inputs = signature, dict(inputs)
+
+
+def mark_stale(db: WorkflowDB, ids: Iterable[int], *, unchanged: Iterable[int] = ()) -> None:
+    """Mark done tasks stale (their inputs changed), and clear the mark of *unchanged*
+    ones (their inputs are as recorded again, e.g. a recipe change undone)."""
+    with db.session() as session:
+        for chosen, value in ((list(ids), True), (list(unchanged), False)):
+            if chosen:
+                session.execute(update(TaskRun).where(TaskRun.id.in_(chosen),
+                                                      TaskRun.stale == (not value))
+                                .values(stale=value)
+                                .execution_options(synchronize_session=False))
 
 
 @dataclass(frozen=True)
@@ -342,7 +359,8 @@ def status_counts(db: WorkflowDB) -> Counter[str]:
 
 
 def record_done(db: WorkflowDB, ref: ScanRef, task: str, entry: str, *, signature: str,
-                detail: str = "", host: str | None = None, pid: int | None = None) -> None:
+                detail: str = "", host: str | None = None, pid: int | None = None,
+                inputs: Mapping[str, str] | None = None) -> None:
     """Record a task done outside the queue (live mode converts as frames land), so
     that ``nxgid reduce`` sees it up to date; creates the row if needed."""
     now = utcnow()
@@ -361,6 +379,7 @@ def record_done(db: WorkflowDB, ref: ScanRef, task: str, entry: str, *, signatur
         run.started_at = run.started_at or now
         run.attempts = max(run.attempts, 1)
         run.signature, run.stale, run.overwrite = signature, False, False
+        run.inputs = dict(inputs) if inputs else None
         run.detail = detail[:255] or None
         run.error = None
         run.host = (host or socket.gethostname())[:255]

@@ -1,9 +1,12 @@
-"""What `nxgid status` shows: every scan with its entries, raw data and tasks."""
+"""What `nxgid status` shows: every scan with its entries, raw data and tasks, and why
+each stale task is stale."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -11,6 +14,9 @@ from sqlalchemy.orm import selectinload
 from nxgid.experiment.layout import ScanRef, Selection, entry_sort_key
 from nxgid.workflow.database import WorkflowDB
 from nxgid.workflow.models import WAITING_FOR_INPUT, ScanRow
+
+if TYPE_CHECKING:
+    from nxgid.workflow.tasks import TaskContext
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,11 @@ class TaskState:
     stale: bool = False
     #: Queued, but its prerequisite is not done (the prerequisite's state).
     waiting_for: str | None = None
+    #: The signature parts it was done with (None: done before parts were kept).
+    inputs: dict[str, str] | None = None
+    #: Stale: which inputs changed, e.g. "geometry (configuration gid changed)" (given
+    #: when :func:`scan_status` is called with a task context).
+    stale_reason: str | None = None
 
     @property
     def shown_status(self) -> str:
@@ -51,7 +62,10 @@ class ScanStatus:
     tasks: list[TaskState] = field(default_factory=list)
 
 
-def scan_status(db: WorkflowDB, selection: Selection | None = None) -> list[ScanStatus]:
+def scan_status(db: WorkflowDB, selection: Selection | None = None, *,
+                ctx: TaskContext | None = None) -> list[ScanStatus]:
+    """Every scan of the selection with its tasks; with *ctx*, stale tasks say why
+    (their recorded parts against the current ones: metadata reads of their inputs)."""
     selection = selection or Selection()
     with db.session() as session:
         rows = session.scalars(
@@ -68,10 +82,40 @@ def scan_status(db: WorkflowDB, selection: Selection | None = None) -> list[Scan
             tasks = sorted(
                 (TaskState(t.id, t.task, t.entry, t.status, t.attempts, t.started_at,
                            t.duration_s, t.host, t.error, t.detail, t.stale,
-                           _waiting_for(t, by_id)) for t in row.tasks),
+                           _waiting_for(t, by_id), t.inputs) for t in row.tasks),
                 key=lambda t: (t.task, entry_sort_key(t.entry)))
             result.append(ScanStatus(ref, list(row.entries), row.present, raw, tasks))
+    if ctx is not None:
+        explain_stale(ctx, result)
     return result
+
+
+def explain_stale(ctx: TaskContext, scans: list[ScanStatus]) -> list[ScanStatus]:
+    """Give every stale task of *scans* its :attr:`TaskState.stale_reason` (in place;
+    returns *scans*). Each input is read once, metadata and two frames at most."""
+    memo: dict = {}
+    for scan in scans:
+        scan.tasks = [dataclasses.replace(t, stale_reason=stale_reason_of(
+            ctx, scan.scan, t, memo)) if t.shown_status == "stale" else t
+            for t in scan.tasks]
+    return scans
+
+
+def stale_reason_of(ctx: TaskContext, ref: ScanRef, task: TaskState,
+                    memo: dict | None = None) -> str:
+    """Why a stale task is stale: the parts of its signature that changed since it was
+    done (see :func:`nxgid.workflow.fingerprints.stale_reason`)."""
+    from nxgid.workflow.fingerprints import stale_reason
+    from nxgid.workflow.tasks import InputsMissing, signature
+
+    try:
+        current = signature(ctx, ref, task.task, task.entry, expected=True, memo=memo)
+    except InputsMissing as exc:
+        return f"inputs missing ({exc})"
+    except Exception as exc:  # status must show the rest
+        return f"inputs unreadable ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+    return stale_reason(task.inputs, current.parts, current.hints) or \
+        "inputs as recorded again (`nxgid reduce` clears the mark)"
 
 
 def _waiting_for(run, by_id) -> str | None:

@@ -5,38 +5,52 @@ For every entry ``fN`` of a scan, in order (each waits for the one before):
 ``sum``
     Summed scans only, once per scan: add the source scans' raw stacks frame by frame.
 ``link``
-    The raw stack ``<scan>/fN.h5`` is there with the detector's frame shape; beamline
-    logs are read into the scan file if the import did not; the scan file gets the link
-    ``/fN/reduced`` → ``<scan>/fN_reduced.nxs`` so one file reaches everything.
+    The raw stack ``<scan>/fN.h5`` is there with the detector's frame shape; the scan
+    file is refreshed from its configuration if that was recalibrated (or given a new
+    mask) since; beamline logs are read into the scan file if the import did not; the
+    scan file gets the link ``/fN/reduced`` → ``<scan>/fN_reduced.nxs`` so one file
+    reaches everything.
 ``convert``
     Every map and profile of the scan's recipe into ``<scan>/fN_reduced.nxs``.
 ``preview``
     A PNG of the first (or mean) frame of every map, ``<scan>/previews/fN_<map>.png``.
 
-Each task has a *signature*: the SHA-256 of its inputs (file sizes and times, the scan's
-geometry and mask, the logged values) and of the recipe. A done task whose signature
-has changed is stale. A new reduced file is built under a temporary name, appears under
-its own name once its first block is complete and then grows block by block (each block
-flushed before the frame axis grows), so a task killed half-way leaves a file whose
-committed frames all read back; a replacement stays temporary until complete and then
-replaces the old file atomically. The redo of an interrupted run (same signature, fewer
+Each task has a *signature* (:class:`Signature`): named parts, each a short digest of
+one input's content (:mod:`nxgid.workflow.fingerprints`: the raw stack's chunk index and
+first and last frames, the geometry and mask of the scan's configuration, the logged
+values, the recipe, …; never a file time), and their SHA-256. A done task whose
+signature has changed is stale, and the parts it was done with say why.
+
+A new reduced file is built under a temporary name, appears under its own name once its
+first block is complete and then grows block by block (each block flushed before the
+frame axis grows), so a task killed half-way leaves a file whose committed frames all
+read back; a replacement stays temporary until complete and then replaces the old file
+atomically. The redo of an interrupted run (same signature, fewer
 frames) replaces its file. An output that exists and was not made by this task with
 these inputs is never replaced without ``overwrite``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nxgid.errors import ExistsError, MissingError, NxgidError
 from nxgid.experiment.layout import REDUCED_LINK, Experiment, ScanRef
 from nxgid.experiment.logbook import scan_extra
+from nxgid.workflow.fingerprints import (
+    GEOMETRY_PART,
+    dataset_fingerprint,
+    digest_of,
+    file_digest,
+    geometry_part,
+    overall_signature,
+    reduced_fingerprint,
+    short,
+)
 
 log = logging.getLogger("nxgid.workflow")
 
@@ -71,8 +85,15 @@ class TaskContext:
 
 @dataclass(frozen=True)
 class TaskResult:
+    #: The overall SHA-256 of the inputs the task was done with.
     signature: str
     detail: str
+    #: Their parts (name → short digest), kept in ``TaskRun.inputs``.
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def made(cls, sig: Signature, detail: str) -> TaskResult:
+        return cls(sig.digest, detail, dict(sig.parts))
 
 
 @dataclass(frozen=True)
@@ -112,16 +133,19 @@ def plan(entries: Sequence[str], *, summed: bool,
 
 # --- signatures ----------------------------------------------------------------------
 
-def _stat(path: Path) -> list:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise InputsMissing(f"{path} does not exist (yet)") from None
-    return [path.name, info.st_size, info.st_mtime_ns]
+@dataclass(frozen=True)
+class Signature:
+    """What a task reads: named *parts* (name → short digest of one input, see
+    :mod:`nxgid.workflow.fingerprints`) and their overall SHA-256 (:attr:`digest`)."""
 
+    task: str
+    parts: dict[str, str]
+    #: part → a word on where it comes from, for :func:`stale_reason` (not hashed)
+    hints: dict[str, str] = field(default_factory=dict, compare=False)
 
-def _digest(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    @property
+    def digest(self) -> str:
+        return overall_signature(self.task, self.parts)
 
 
 def recipe_for(ctx: TaskContext, ref: ScanRef):
@@ -130,40 +154,107 @@ def recipe_for(ctx: TaskContext, ref: ScanRef):
     return effective_recipe(ctx.experiment, ctx.effective, ref)
 
 
-def _scan_geometry_hash(experiment: Experiment, ref: ScanRef) -> str:
-    import h5py
-
-    from nxgid.experiment.scans import geometry_hash
-
-    path = experiment.scan_file(ref)
-    if not path.is_file():
-        raise InputsMissing(f"scan file {path} does not exist")
-    with h5py.File(path, "r") as root:
-        return geometry_hash(root)
+def _memo(memo: dict | None, key: tuple, compute: Callable[[], object]):
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
-def signature(ctx: TaskContext, ref: ScanRef, task: str, entry: str) -> str:
-    """The SHA-256 of what *task* reads; raises :class:`InputsMissing` when absent."""
+def _raw_stack_part(path: Path, memo: dict | None) -> str:
+    """The content fingerprint of a raw stack; ``unreadable`` when it is there but not
+    readable (the task then fails with the reason); InputsMissing when absent."""
+    def compute() -> str:
+        try:
+            return dataset_fingerprint(path)
+        except FileNotFoundError:
+            return ""
+        except (OSError, KeyError, ValueError) as exc:
+            log.debug("%s: no fingerprint (%s)", path, exc)
+            return "unreadable"
+    value = _memo(memo, ("raw stack", str(path)), compute)
+    if not value:
+        raise InputsMissing(f"{path} does not exist (yet)")
+    return value
+
+
+def _geometry_part(exp: Experiment, ref: ScanRef, expected: bool,
+                   memo: dict | None) -> tuple[str, str | None]:
+    """The geometry part and its hint: the scan file's own copy (what the task reads),
+    or with *expected* its configuration's (what it should read; the scan's copy when
+    the configuration no longer exists)."""
+    from nxgid.experiment.scans import scan_geometry
+
+    def compute():
+        try:
+            return scan_geometry(exp, ref, configuration_hashes=None if memo is None
+                                 else memo.setdefault(("configurations",), {}))
+        except MissingError as exc:
+            raise InputsMissing(str(exc)) from None
+    geometry = _memo(memo, ("geometry", str(ref)), compute)
+    if expected and geometry.configuration_hash is not None:
+        return geometry_part(geometry.configuration, geometry.configuration_hash), None
+    hint = (f"configuration {geometry.configuration} no longer exists; the scan file's "
+            "copy changed") if expected else None
+    return geometry_part(geometry.configuration, geometry.scan_hash), hint
+
+
+def _file_part(exp: Experiment, text: str, role: str) -> str:
+    return file_digest(_experiment_path(exp, text, role))
+
+
+def signature(ctx: TaskContext, ref: ScanRef, task: str, entry: str, *,
+              expected: bool = False, memo: dict | None = None) -> Signature:
+    """The parts of what *task* reads and their SHA-256; raises :class:`InputsMissing`
+    when an input is absent.
+
+    The geometry part is the scan file's own copy, as the task reads it; with
+    *expected* it is the configuration's (``nxgid reduce`` and ``status`` compare the
+    recorded parts with these: a recalibration makes the scans of the configuration
+    stale). *memo* (a dict kept for one planning pass) saves reading a file twice.
+    """
     from nxgid.experiment.scans import entry_logs, scan_variables, summed_from
 
     exp = ctx.experiment
     if task == "sum":
         sources = summed_from(exp, ref)
-        return _digest(task, [str(s) for s in sources],
-                       [_stat(exp.raw_stack(s, e)) for s in sources for e in exp.entries(ref)])
-    if task == "link":
-        return _digest(task, _stat(exp.raw_stack(ref, entry)),
-                       _scan_geometry_hash(exp, ref))
-    if task == "convert":
+        return Signature(task, {"sources": digest_of(
+            [[str(s), e, _raw_stack_part(exp.raw_stack(s, e), memo)]
+             for s in sources for e in exp.entries(ref)])})
+    if task in ("link", "convert"):
+        raw = _raw_stack_part(exp.raw_stack(ref, entry), memo)
+        geometry, hint = _geometry_part(exp, ref, expected, memo)
+        hints = {GEOMETRY_PART: hint} if hint else {}
+        if task == "link":
+            return Signature(task, {"raw stack": raw, GEOMETRY_PART: geometry}, hints)
         recipe = recipe_for(ctx, ref)
-        logs = entry_logs(exp, ref, entry)
-        return _digest(task, recipe.sha256, _stat(exp.raw_stack(ref, entry)),
-                       _scan_geometry_hash(exp, ref), logs.__dict__,
-                       scan_variables(exp, ref),
-                       ctx.settings.configuration.polarization_factor)
+        values = recipe.values
+        parts = {"recipe": short(recipe.sha256), "raw stack": raw, GEOMETRY_PART: geometry,
+                 "logs": digest_of(entry_logs(exp, ref, entry).__dict__),
+                 "scan variables": digest_of(scan_variables(exp, ref)),
+                 "polarization factor":
+                     f"{float(ctx.settings.configuration.polarization_factor):.12g}"}
+        if values.mask not in ("configuration", "gaps", "none"):
+            parts["mask file"] = _file_part(exp, values.mask, "mask")
+        for role in ("dark", "flat"):
+            if getattr(values, role):
+                parts[f"{role} file"] = _file_part(exp, getattr(values, role), role)
+        metadata = exp.sample_metadata_file(ref.sample)
+        if metadata.is_file():
+            parts["sample metadata"] = file_digest(metadata)
+        return Signature(task, parts, hints)
     if task == "preview":
         recipe = recipe_for(ctx, ref)
-        return _digest(task, recipe.values.preview, _stat(exp.reduced_file(ref, entry)))
+        reduced = exp.reduced_file(ref, entry)
+        try:
+            fingerprint = reduced_fingerprint(reduced, f"process/inputs/{SIGNATURE_INPUT}")
+        except FileNotFoundError:
+            raise InputsMissing(f"{reduced} does not exist (yet)") from None
+        except OSError:
+            fingerprint = "unreadable"
+        return Signature(task, {"preview setting": str(recipe.values.preview),
+                                "reduced file": fingerprint})
     raise NxgidError(f"unknown task {task!r}")
 
 
@@ -196,13 +287,13 @@ def _sum(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskRes
                        for e in entries)
     if all(p.exists() and p.stat().st_mtime_ns >= newest_input for p in outputs) \
             and not overwrite:
-        return TaskResult(sig, f"summed stacks of {len(sources)} scans are up to date")
+        return TaskResult.made(sig, f"summed stacks of {len(sources)} scans are up to date")
     if any(p.exists() for p in outputs) and not overwrite:
         raise ExistsError(f"{ref}: the summed stacks are older than their sources; "
                           "`nxgid reduce --stale` or --overwrite sums them again")
     sum_stacks(exp, sources, ref, entries, progress=ctx.progress)
-    return TaskResult(signature(ctx, ref, "sum", entry),
-                      f"summed {', '.join(s.scan for s in sources)}")
+    return TaskResult.made(signature(ctx, ref, "sum", entry),
+                           f"summed {', '.join(s.scan for s in sources)}")
 
 
 def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
@@ -219,7 +310,9 @@ def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskRe
         raise InputsMissing(f"{exp.raw_stack(ref, entry)}: missing")
     if status.state != "present":  # there, but not usable: waiting will not help
         raise NxgidError(f"{exp.raw_stack(ref, entry)}: {status.state}")
-    notes = []
+    notes = _refresh_from_configuration(ctx, ref, overwrite)
+    if notes and notes[0].startswith("refreshed"):
+        sig = signature(ctx, ref, "link", entry)  # the new geometry is the scan's now
     if not entry_logs(exp, ref, entry).has_logs:
         notes += _read_beamline_logs(ctx, ref, entry)
     path = exp.scan_file(ref)
@@ -230,7 +323,32 @@ def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskRe
             with rewrite(path) as root:
                 root[entry][REDUCED_LINK] = h5py.ExternalLink(exp.reduced_link(ref, entry),
                                                               "/")
-    return TaskResult(sig, f"{status.frames} frames" + "".join(f"; {n}" for n in notes))
+    return TaskResult.made(sig, f"{status.frames} frames"
+                           + "".join(f"; {n}" for n in notes))
+
+
+def _refresh_from_configuration(ctx: TaskContext, ref: ScanRef, overwrite: bool
+                                ) -> list[str]:
+    """Bring the scan file's geometry and mask up to date with its configuration
+    (:func:`nxgid.experiment.scans.refresh_scan`, under the scan file's lock), so the
+    convert after this link reads the new calibration. Not when an entry of the scan
+    already has a reduced file and the task may not replace outputs (live mode appending
+    frames, a first link on old outputs): frames of one file keep one geometry, and the
+    tasks stay stale until `nxgid reduce --stale` redoes them."""
+    from nxgid.experiment.scans import refresh_scan, scan_geometry
+
+    exp = ctx.experiment
+    geometry = scan_geometry(exp, ref)
+    if not geometry.stale:  # up to date, or the configuration no longer exists
+        return []
+    if not overwrite and any(exp.reduced_file(ref, e).exists() for e in exp.entries(ref)):
+        return [f"scan file not refreshed from configuration {geometry.configuration}: "
+                "reduced files exist (`nxgid reduce --stale` redoes them)"]
+    if refresh_scan(exp, ref):
+        log.info("scan file refreshed from configuration %s", geometry.configuration,
+                 extra=scan_extra(ref))
+        return [f"refreshed from configuration {geometry.configuration}"]
+    return []
 
 
 def _read_beamline_logs(ctx: TaskContext, ref: ScanRef, entry: str) -> list[str]:
@@ -275,9 +393,11 @@ def _convert(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> Tas
     job = convert_job(ctx, ref, entry, output)
     if output.exists() and not overwrite:
         recorded = recorded_signature(output)
-        if recorded == sig and _committed_frames(output) == {_frame_count(Path(job.inputs[0]))}:
-            return TaskResult(sig, f"{output.name} already made with this recipe and inputs")
-        if recorded == sig:  # an interrupted run of this very task: redo it cleanly
+        if recorded == sig.digest \
+                and _committed_frames(output) == {_frame_count(Path(job.inputs[0]))}:
+            return TaskResult.made(sig, f"{output.name} already made with this recipe and "
+                                        "inputs")
+        if recorded == sig.digest:  # an interrupted run of this very task: redo it cleanly
             overwrite = True
             log.warning("%s is incomplete (an interrupted run): converting again",
                         output.name, extra=scan_extra(ref, entry))
@@ -288,11 +408,11 @@ def _convert(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> Tas
                "--overwrite) replaces it" if recorded else
                "outside the workflow: `nxgid reduce --overwrite` replaces it"))
     job.mode = "overwrite" if output.exists() else "create"
-    job.provenance = {SIGNATURE_INPUT: sig, "scan": str(ref), "entry": entry}
+    job.provenance = {SIGNATURE_INPUT: sig.digest, "scan": str(ref), "entry": entry}
     progress = ctx.progress
     summary = run_convert(job, progress=(lambda done, total: progress("convert", done, total))
                           if progress else None)
-    return TaskResult(sig, f"{summary.frames} frames → {output.name} "
+    return TaskResult.made(sig, f"{summary.frames} frames → {output.name} "
                            f"({', '.join(summary.entries)})")
 
 
@@ -369,6 +489,7 @@ def convert_job(ctx: TaskContext, ref: ScanRef, entry: str, output: Path):
         flat=_experiment_path(exp, values.flat, "flat") if values.flat else None,
         corrections=recipe.corrections(settings.configuration.polarization_factor),
         q_unit=values.q_unit, method=values.method, pixel_splitting=values.pixel_splitting,
+        max_bins=values.max_bins,
         errors=values.errors, compression=values.compression,
         metadata_file=metadata if metadata.is_file() else None,
         title=f"{ref} {entry}", source_type=instrument.source_type,
@@ -454,4 +575,5 @@ def _preview(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> Tas
             result = stored.read(None, errors=False)
             plot_result(result, path, frame=None, title=f"{ref} {entry} {info.name}")
         written.append(path.name)
-    return TaskResult(sig, f"{len(written)} previews" if written else "no maps to preview")
+    return TaskResult.made(sig, f"{len(written)} previews" if written
+                           else "no maps to preview")

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,8 +133,11 @@ def record_failure(db: WorkflowDB, claimed: queue.ClaimedTask, exc: BaseExceptio
 
 def record_success(db: WorkflowDB, claimed: queue.ClaimedTask, signature: str, detail: str,
                    *, report: WorkerReport, on_event: TaskEvent | None,
-                   host: str | None = None, pid: int | None = None) -> None:
-    queue.finish(db, claimed.id, signature=signature, detail=detail, host=host, pid=pid)
+                   host: str | None = None, pid: int | None = None,
+                   inputs: Mapping[str, str] | None = None) -> None:
+    """Record a task done with its signature and the *inputs* parts it was made of."""
+    queue.finish(db, claimed.id, signature=signature, detail=detail, host=host, pid=pid,
+                 inputs=inputs)
     report.done += 1
     if on_event is not None:
         on_event(claimed, "done", detail)
@@ -193,7 +196,7 @@ def work(db: WorkflowDB, ctx: TaskContext, *, tasks: Sequence[str] | None = None
             continue
         deferred.done(claimed.id)
         record_success(db, claimed, outcome.signature, outcome.detail, report=report,
-                       on_event=on_event)
+                       on_event=on_event, inputs=outcome.inputs)
     report.waiting = len(deferred.since)
     report.seconds = time.perf_counter() - start
     return report

@@ -98,8 +98,10 @@ class LiveReduction:
         self._synced: set[tuple[str, str]] = set()
         #: our files found open in another program: path → since when
         self._busy_since: dict[str, float] = {}
-        #: (scan, entry) → (link, convert) (signature, detail) not yet in the database
-        self._unrecorded: dict[tuple[ScanRef, str], tuple[tuple[str, str], ...]] = {}
+        #: (scan, entry) → (link, convert) (signature, detail, parts) not yet in the
+        #: database
+        self._unrecorded: dict[tuple[ScanRef, str],
+                               tuple[tuple[str, str, dict[str, str]], ...]] = {}
         #: (path, what) → (stat key of path, value): what was read from our own files
         self._cache: dict[tuple[str, str], tuple[tuple[int, int] | None, object]] = {}
         self._report = PassReport(0)
@@ -483,10 +485,10 @@ class LiveReduction:
     def _record_pending(self, ref: ScanRef, entry: str) -> bool:
         """Record link and convert done for an entry whose reduced file is complete;
         False if the database cannot take it now (tried again in the next passes)."""
-        (link_sig, link_detail), (sig, detail) = self._unrecorded[(ref, entry)]
+        link, convert = self._unrecorded[(ref, entry)]
         try:
-            self._record(ref, "link", entry, link_sig, link_detail)
-            self._record(ref, "convert", entry, sig, detail)
+            self._record(ref, "link", entry, *link)
+            self._record(ref, "convert", entry, *convert)
         except NxgidError as exc:
             self._problem(ref, entry, "record", f"converted, but the workflow database "
                           f"cannot record it ({exc}); trying again")
@@ -530,15 +532,17 @@ class LiveReduction:
         return status in (TaskStatus.QUEUED, TaskStatus.RUNNING)
 
     def _record(self, ref: ScanRef, task: str, entry: str, signature: str,
-                detail: str) -> None:
+                detail: str, inputs: dict[str, str]) -> None:
         from nxgid.workflow.queue import record_done
 
         with _interrupts_deferred():
             try:
-                record_done(self.db, ref, task, entry, signature=signature, detail=detail)
+                record_done(self.db, ref, task, entry, signature=signature, detail=detail,
+                            inputs=inputs)
             except NxgidError:  # the scan has no row yet: sync its label and try again
                 self._sync(ref.sample, ref.label)
-                record_done(self.db, ref, task, entry, signature=signature, detail=detail)
+                record_done(self.db, ref, task, entry, signature=signature, detail=detail,
+                            inputs=inputs)
 
     # --- conversion --------------------------------------------------------------------------
 
@@ -598,7 +602,7 @@ class LiveReduction:
         job = convert_job(ctx, ref, entry, output)
         _select_frames(job, done, stop)
         job.mode = "append" if output.exists() else "create"
-        job.provenance = {SIGNATURE_INPUT: sig, "scan": str(ref), "entry": entry,
+        job.provenance = {SIGNATURE_INPUT: sig.digest, "scan": str(ref), "entry": entry,
                           "written_by": "nxgid watch (live mode)"}
         try:
             summary = run_convert(job)
@@ -611,8 +615,9 @@ class LiveReduction:
             self._report.more = True
         else:
             self._unrecorded[(ref, entry)] = (
-                (linked.signature, linked.detail),
-                (sig, f"{total} frames → {output.name} ({entries}; live)"))
+                (linked.signature, linked.detail, linked.inputs),
+                (sig.digest, f"{total} frames → {output.name} ({entries}; live)",
+                 sig.parts))
             if self._record_pending(ref, entry):
                 self._up_to_date[(ref, entry)] = (_stat_key(stack), _stat_key(output),
                                                   _stat_key(exp.scan_file(ref)))
