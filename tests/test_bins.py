@@ -35,7 +35,7 @@ def _geometry(detector: str, distance_m: float, *, gid: bool) -> DetectorGeometr
 def _holes(converter: Converter) -> tuple[int, int]:
     """(covered bins left empty, covered bins) of the converter's only target."""
     target = converter.targets[0]
-    footprints = converter.footprints()
+    footprints = converter.footprints(corners=True)
     covered = covered_bins(target, footprints, ~converter.mask)
     counts = converter.binmaps()[target.name].counts.reshape(target.shape)
     return int((covered & (counts == 0)).sum()), int(covered.sum())

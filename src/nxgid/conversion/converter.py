@@ -239,13 +239,16 @@ class Converter:
             apply_refraction(coords, refracted_q_z(coords, self.corrections.critical_angle_deg))
         return coords
 
-    def footprints(self, incidence_deg: float | None = None) -> Footprints:
+    def footprints(self, incidence_deg: float | None = None, *, corners: bool = False
+                   ) -> Footprints:
         """Centre values and corner boxes of every pixel (:mod:`.footprint`) at one
-        incidence angle; corners only when they are needed."""
+        incidence angle; with corners when they are needed (or asked for)."""
         angle = self.sample.incidence_deg if incidence_deg is None else float(incidence_deg)
+        if corners and angle in self._footprints and self._footprints[angle].corners is None:
+            del self._footprints[angle]
         if angle not in self._footprints:
-            corners = self._coordinates(angle, corners=True) if self._needs_corners() \
-                else None
+            corners = self._coordinates(angle, corners=True) \
+                if corners or self._needs_corners() else None
             self._footprints[angle] = Footprints(self._coordinates(angle), corners,
                                                  self.q_unit)
         return self._footprints[angle]
