@@ -72,9 +72,10 @@ def test_convert_a_multiframe_edf_series_matches_the_engine(series, tmp_path, nx
     # the simulated spot is where physics put it
     mean = frame_mean(stored.intensity)
     row, col = np.unravel_index(np.nanargmax(mean), mean.shape)
-    q_xy, q_z = stored.axes[0].centres[col], stored.axes[1].centres[row]
-    assert abs(q_xy - SPOT_QXY) < 2 * stored.axes[0].step
-    assert abs(q_z - SPOT_QZ) < 2 * stored.axes[1].step
+    assert [a.name for a in stored.axes] == ["q_z", "q_xy"]  # the array's order
+    q_xy, q_z = stored.x_axis.centres[col], stored.y_axis.centres[row]
+    assert abs(q_xy - SPOT_QXY) < 2 * stored.x_axis.step
+    assert abs(q_z - SPOT_QZ) < 2 * stored.y_axis.step
 
 
 def test_append_frames_ranges_and_hdf5_input(series, tmp_path, nxgid):
@@ -152,16 +153,17 @@ def test_mask_sample_file_show_and_plot(series, tmp_path, nxgid):
     nexus = NexusFile(out)
     assert [layer.thickness_nm for layer in nexus.sample().layers] == [50, 5e5]
     with h5py.File(out) as f:
-        mask = f["img_gid_q/instrument/detector/pixel_mask"][()]
+        mask = f["img_gid_q/instrument/detector/mask"][()]
         assert np.all(mask[:, :20] & 256)  # user bit
         assert f["img_gid_q/title"][()].decode() == "pentacene test"
     shown = nxgid(["show", str(out)])
     assert shown.exit_code == 0
     for text in ("img_gid_q", "rad_cut_gid", "5 frame(s)", "pentacene film",
-                 "layer 1: pentacene (C22H14) 50 nm", "proposal SC-1", "bitshuffle"):
+                 "layer 1: pentacene (C22H14) 50 nm", "proposal SC-1", "shuffle+gzip",
+                 "counts per pixel; corrected for solid angle, polarization [counts]"):
         assert text in shown.stdout, text
     tree = nxgid(["show", str(out), "--tree"])
-    assert "pixel_mask int32[195, 487]" in tree.stdout
+    assert "mask int32[195, 487]" in tree.stdout
     png = tmp_path / "map.png"
     plotted = nxgid(["plot", str(out), "--entry", "img_gid_q", "--frame", "-1", "-o",
                      str(png)])
@@ -189,8 +191,11 @@ def test_transmission_and_globs(series, tmp_path, nxgid):
     stored = nexus.load("rad_cut")
     assert stored.errors is None and stored.frames == 3
     assert stored.axes[0].unit == "nm^-1"
+    assert "incidence_angle_deg" not in stored.frame_values
     with h5py.File(out) as f:
-        assert "angle_of_incidence" not in f["img_q/instrument"]
+        # pygid's reader needs the field even in transmission: NaN, and not in data
+        assert np.isnan(f["img_q/instrument/angle_of_incidence"][()]).all()
+        assert "incidence_angle" not in f["img_q/data"]
         assert f["rad_cut/data/q_pol"].attrs["units"] == "1/nm"
 
 

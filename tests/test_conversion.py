@@ -556,7 +556,7 @@ def test_interpolation_samples_a_smooth_field_at_bin_centres(method):
     spec = TargetSpec("img_gid_q", ranges={"q_xy": (-1.2, 1.2), "q_z": (0.0, 2.0)},
                       bins={"q_xy": 120, "q_z": 100})
     result = Converter(geometry, sample, [spec], method=method).convert(data)["img_gid_q"]
-    x, z = (a.centres for a in result.axes)
+    z, x = (a.centres for a in result.axes)  # the array's order: rows q_z, columns q_xy
     truth = 100.0 + 30.0 * x[np.newaxis, :] + 20.0 * z[:, np.newaxis]
     filled = np.isfinite(result.intensity[0])
     assert filled.mean() > 0.5

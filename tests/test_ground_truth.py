@@ -52,8 +52,8 @@ def test_spots_land_within_half_a_bin():
     spec = TargetSpec("img_gid_q", ranges={"q_xy": (-1.6, 1.6), "q_z": (-0.1, 2.0)},
                       bins={"q_xy": 320, "q_z": 210})
     result = Converter(g, sample, [spec]).convert(image)["img_gid_q"]
-    qx, qz = (a.centres for a in result.axes)
-    step_x, step_z = (a.step for a in result.axes)
+    qx, qz = result.x_axis.centres, result.y_axis.centres
+    step_x, step_z = result.x_axis.step, result.y_axis.step
     grid_x, grid_z = np.meshgrid(qx, qz)
     for spot in SPOTS:
         for sign in (1, -1):  # fibre texture: the mirror spot at −q_xy too

@@ -110,18 +110,24 @@ def test_round_trip_arrays_axes_errors_and_metadata(tmp_path, geometry, frames):
     units = nexus.result("img_gid_q").units()
     assert units == {"q_xy": "1/angstrom", "q_z": "1/angstrom"}
     inst = nexus.instrument()
-    assert inst["monochromator/wavelength"] == (pytest.approx(1.0), "angstrom")
+    # in the units pygid reads them in, and @units says so
+    assert inst["monochromator/wavelength"] == (pytest.approx(1e-10), "m")
     assert inst["detector/distance"] == (pytest.approx(0.12), "m")
-    # beam centre is a length: the PONI (no tilt about that axis) × nothing else here
-    assert inst["detector/beam_center_x"][1] == "m"
-    assert inst["detector/beam_center_x"][0] == pytest.approx(240 * 172e-6, rel=1e-6)
+    assert inst["detector/polar_angle"] == (pytest.approx(0.01), "rad")  # minus rot2
+    # the beam centre in pixels: where the direct beam meets the detector (pyFAI's Fit2D
+    # centre; the detector is tilted about the horizontal axis only)
+    fit2d = geometry.pyfai.getFit2D()
+    assert inst["detector/beam_center_x"] == (pytest.approx(240.0), "pixel")
+    assert inst["detector/beam_center_y"] == (pytest.approx(fit2d["centerY"]), "pixel")
+    assert inst["detector/beam_center_y"][0] != pytest.approx(10.0)
     with h5py.File(path) as f:
         signal = f["img_gid_q/data/img_gid_q"]
         # whole frames per chunk, about 1 MiB (a Pilatus-sized map: one frame per chunk)
         assert signal.chunks[1:] == (60, 120)
         assert signal.chunks[0] == (1 << 20) // (60 * 120 * 4)
-        assert 32008 in [signal.id.get_create_plist().get_filter(i)[0]
-                         for i in range(signal.id.get_create_plist().get_nfilters())]
+        # gzip (1) after shuffle (2): filters every HDF5 library has
+        assert [signal.id.get_create_plist().get_filter(i)[0]
+                for i in range(signal.id.get_create_plist().get_nfilters())] == [2, 1]
         data = f["img_gid_q/data"]
         assert list(data.attrs["axes"]) == ["frame_ind", "q_z", "q_xy"]
         assert data.attrs["q_xy_indices"] == 2 and data.attrs["frame_ind_indices"] == 0
@@ -212,7 +218,9 @@ def test_existing_file_is_never_replaced_without_overwrite(tmp_path, geometry, f
 
 def _failing_after(monkeypatch, calls: int):
     """Make the writer's array growth fail at its *calls*-th use (mid-block)."""
-    real = writer_module._grow
+    from nxgid.nexus import entries as entries_module
+
+    real = entries_module.grow
     count = {"n": 0}
 
     def grow(dataset, values):
@@ -221,7 +229,7 @@ def _failing_after(monkeypatch, calls: int):
             raise RuntimeError("injected failure")
         real(dataset, values)
 
-    monkeypatch.setattr(writer_module, "_grow", grow)
+    monkeypatch.setattr(entries_module, "grow", grow)
 
 
 def _lengths(path):

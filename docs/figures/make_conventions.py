@@ -44,7 +44,7 @@ left.set_title("detector frame, origin lower left")
 spec = TargetSpec("img_gid_q", ranges={"q_xy": (-2.4, 2.4), "q_z": (-0.2, 2.6)},
                   bins={"q_xy": 600, "q_z": 350})
 result = Converter(geometry, sample, [spec]).convert(image)["img_gid_q"]
-x, y = result.axes
+y, x = result.axes
 right.imshow(frame_mean(result.intensity), origin="lower", aspect="auto",
              extent=(x.start, x.stop, y.start, y.stop), norm=LogNorm(1, 300), cmap="viridis")
 origin = (0.0, 0.05)

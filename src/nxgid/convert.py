@@ -125,7 +125,7 @@ class ConvertJob:
     max_bins: int = 4_000_000
     errors: bool = True
     mode: str = "create"
-    compression: str = "bitshuffle-lz4"
+    compression: str = "gzip"
     metadata_file: Path | None = None
     title: str | None = None
     source_type: str = "Synchrotron X-ray Source"

@@ -46,6 +46,11 @@ PROFILE_RESULTS: dict[str, tuple[str, str]] = {
 
 RESULT_NAMES: tuple[str, ...] = (*MAP_RESULTS, *PROFILE_RESULTS)
 
+#: The results pygid 0.2.20's reader knows. It rejects a whole file when any top-level
+#: group is not one of them, so nxgid's other results (exit-angle maps) are nested in
+#: the collection :data:`OTHER_RESULTS` of the file's first pygid entry.
+PYGID_RESULTS: frozenset[str] = frozenset(RESULT_NAMES) - {"img_gid_exit"}
+
 # --- the nxgid NeXus format (see docs/nexus-format.md) ------------------------------
 
 #: The application definition nxgid's converted files follow (shipped in
@@ -76,6 +81,21 @@ INCIDENCE_ANGLE = "angle_of_incidence"
 FRAME_INCIDENCE_LINK = "incidence_angle"
 #: Suffix of the uncertainty dataset of a signal (NeXus ``FIELDNAME_errors``).
 ERRORS_SUFFIX = "_errors"
+#: In ``data``: pygid's per-frame analysis groups ``analysis/frameNNNNN`` (the mlgid
+#: tools write their peak tables there).
+FRAME_ANALYSIS = "analysis"
+FRAME_GROUP = "frame{:05d}"
+#: Groups in ``process`` that the mlgid tools write their parameters into (made by nxgid
+#: as NXparameters: the tools would make NXprocess groups, which NXprocess may not hold).
+ANALYSIS_TOOLS: tuple[str, ...] = ("mlgiddetect", "pygidfit", "mlgidmatch", "peak_tracking")
+#: In an entry: the NXcollection holding the results pygid does not know.
+OTHER_RESULTS = "other_results"
+#: The detector's pixel mask in reduced files: the NXdetector ``pixel_mask`` bitfield,
+#: named ``mask`` because pynxtools 0.16 rejects any field with the reserved suffix
+#: ``_mask`` that has no sibling field (here ``pixel``).
+DETECTOR_MASK = "mask"
+#: Units of the beam centre in reduced files: pixels, as pygid reads it.
+BEAM_CENTER_UNITS = "pixel"
 
 #: ``process`` contents.
 PROCESS_CONFIGURATION = "configuration"  # NXnote with the JSON
@@ -123,3 +143,36 @@ AXIS_DESCRIPTIONS: dict[str, str] = {
 #: NXdetector ``pixel_mask`` bits nxgid sets (NeXus meaning).
 PIXEL_MASK_GAP = 1 << 0
 PIXEL_MASK_USER = 1 << 8
+
+
+#: Corrections by their key in a conversion's ``process["corrections"]``, as said in labels.
+_CORRECTION_WORDS = {
+    "solid_angle": "solid angle", "polarization": "polarization",
+    "air_absorption": "air absorption", "sensor_efficiency": "sensor efficiency",
+    "film_absorption": "film absorption", "lorentz": "Lorentz factor",
+    "refraction": "refraction (q_z)",
+}
+
+
+def intensity_label(process: dict) -> str:
+    """What the intensity of a result is, from its conversion record (``process``):
+    counts per pixel, per monitor count or not, and every correction applied — the same
+    words in the file (``@long_name``), in ``nxgid show`` and on every picture."""
+    what = "counts per pixel"
+    if process.get("method") in ("bilinear", "nearest"):
+        what = f"counts per pixel ({process['method']} sample)"
+    if process.get("monitor_normalised"):
+        what += " per monitor count"
+    applied = [word for key, word in _CORRECTION_WORDS.items()
+               if isinstance(process.get("corrections", {}).get(key), dict)
+               and process["corrections"][key].get("applied")]
+    parts = [what]
+    if process.get("dark"):
+        parts.append("dark subtracted")
+    if applied:
+        parts.append("corrected for " + ", ".join(applied))
+    if process.get("flat"):
+        parts.append("flat-field corrected")
+    if len(parts) == 1:
+        parts.append("no corrections")
+    return "; ".join(parts)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from nxgid.conversion.result import Result
-from nxgid.nexus_names import AXIS_DESCRIPTIONS, RESULT_DESCRIPTIONS
+from nxgid.nexus_names import AXIS_DESCRIPTIONS, RESULT_DESCRIPTIONS, intensity_label
 
 _UNIT_LABELS = {"A^-1": "Å⁻¹", "nm^-1": "nm⁻¹", "deg": "°"}
 
@@ -19,6 +19,16 @@ _UNIT_LABELS = {"A^-1": "Å⁻¹", "nm^-1": "nm⁻¹", "deg": "°"}
 def axis_label(axis) -> str:
     unit = _UNIT_LABELS.get(axis.unit if axis.is_q else "deg", axis.unit)
     return f"{axis.name} ({unit}) — {AXIS_DESCRIPTIONS.get(axis.name, '')}".rstrip(" —")
+
+
+def cut_label(result: Result) -> str:
+    """``cut over q_xy −0.05 … 0.05 Å⁻¹`` for a profile, from its conversion record."""
+    parts = []
+    for axis, lo, hi in result.process.get("target", {}).get("cuts", []):
+        unit = "°" if axis.startswith("ang_") else \
+            _UNIT_LABELS.get(result.process.get("q_unit", "A^-1"), "")
+        parts.append(f"cut over {axis} {lo:g} … {hi:g} {unit}".rstrip())
+    return ", ".join(parts)
 
 
 def frame_mean(intensity: np.ndarray) -> np.ndarray:
@@ -49,9 +59,9 @@ def plot_result(result: Result, path: str | Path, *, frame: int | None = None,
         data = np.asarray(result.intensity[frame], dtype=np.float64)
         what = frame_label or f"frame {frame}"
     fig, ax = plt.subplots(figsize=(7, 4.8), dpi=dpi)
-    label = "intensity (corrected counts)"
+    label = intensity_label(result.process)
     if result.is_map:
-        x, y = result.axes
+        y, x = result.axes
         values = data[np.isfinite(data)]
         positive = values[values > 0]
         if log and positive.size:
@@ -64,7 +74,8 @@ def plot_result(result: Result, path: str | Path, *, frame: int | None = None,
             norm = None
         image = ax.imshow(data, origin="lower", aspect="auto", norm=norm, cmap="viridis",
                           extent=(x.start, x.stop, y.start, y.stop), interpolation="nearest")
-        fig.colorbar(image, ax=ax, label=label + (" (log scale)" if log else ""))
+        fig.colorbar(image, ax=ax, label=label.replace("; ", "\n")
+                     + (" (log scale)" if log else ""))
         ax.set_xlabel(axis_label(x))
         ax.set_ylabel(axis_label(y))
     else:
@@ -73,7 +84,9 @@ def plot_result(result: Result, path: str | Path, *, frame: int | None = None,
         ax.set_ylabel(label)
         if log and np.any(data[np.isfinite(data)] > 0):
             ax.set_yscale("log")
-    ax.set_title(title or f"{result.name}: {RESULT_DESCRIPTIONS.get(result.name, '')}\n{what}",
+    cut = cut_label(result)
+    heading = f"{result.name}: {RESULT_DESCRIPTIONS.get(result.name, '')}"
+    ax.set_title((title or f"{heading}\n{what}") + (f"\n{cut}" if cut else ""),
                  fontsize=10)
     fig.tight_layout()
     try:

@@ -27,6 +27,21 @@ NEXUS_UNITS: dict[str, str] = {
     "keV": "keV",
 }
 
+#: Metres per unit of the length units nxgid reads from NeXus ``@units``.
+LENGTH_UNITS_M: dict[str, float] = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6,
+                                    "micron": 1e-6, "nm": 1e-9, "angstrom": 1e-10,
+                                    "Angstrom": 1e-10, "Å": 1e-10}
+
+
+def length_m(value: float, units: str) -> float:
+    """A length with its NeXus ``@units`` in metres (ValueError for another unit)."""
+    try:
+        return float(value) * LENGTH_UNITS_M[units.strip()]
+    except KeyError:
+        raise ValueError(f"unit {units!r}: expected a length unit "
+                         f"({', '.join(LENGTH_UNITS_M)})") from None
+
+
 #: hc in keV·Å, to convert photon energy and wavelength.
 HC_KEV_ANGSTROM = 12.398419843320026
 

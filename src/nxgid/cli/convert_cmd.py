@@ -186,8 +186,10 @@ def _site_instrument() -> dict:
               help="Add the frames to OUTPUT (matching results are stacked).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT (when the new one is done).")
 @click.option("--compression", type=click.Choice(
-    ["bitshuffle-lz4", "bitshuffle-zstd", "gzip", "none"]), default="bitshuffle-lz4",
-    show_default=True)
+    ["gzip", "none", "bitshuffle-lz4", "bitshuffle-zstd"]), default="gzip",
+    show_default=True,
+    help="gzip (level 1, shuffle) is read by every HDF5 reader (pygid, the mlgid "
+         "tools, H5Web); bitshuffle is faster but needs the hdf5plugin package to read.")
 @click.option("--block", "block_frames", type=click.IntRange(1, 4096), default=16,
               show_default=True, help="Frames converted and written at a time.")
 @click.option("--progress/--no-progress", default=None,

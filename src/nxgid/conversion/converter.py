@@ -360,7 +360,8 @@ class Converter:
                     kernels.convert_block(buffer, var_block, maps[target.name],
                                           outputs[target.name], rows, lo=lo, hi=hi,
                                           monitor=monitors[rows])
-        return {t.name: self._assemble(t, outputs[t.name], monitors, angles)
+        return {t.name: self._assemble(t, outputs[t.name], monitors, angles,
+                                       monitor is not None)
                 for t in self.targets}
 
     def convert_blocks(self, frames: Iterable[np.ndarray], *, block_frames: int = 16,
@@ -407,7 +408,7 @@ class Converter:
             yield flush(filled)
 
     def _assemble(self, target: Target, out, monitors: np.ndarray,
-                  angles: np.ndarray) -> Result:
+                  angles: np.ndarray, normalised: bool) -> Result:
         n, shape = out.intensity.shape[0], target.shape
 
         def view(array):
@@ -417,8 +418,11 @@ class Converter:
         frame_values = {"monitor": monitors}
         if self.sample.mode == "gid":
             frame_values["incidence_angle_deg"] = angles
-        return Result(name=target.name, axes=target.axes, intensity=view(out.intensity),
-                      errors=view(out.errors), counts=counts, process=self.describe(target),
+        process = self.describe(target)
+        process["monitor_normalised"] = normalised
+        return Result(name=target.name, axes=tuple(reversed(target.axes)),
+                      intensity=view(out.intensity),
+                      errors=view(out.errors), counts=counts, process=process,
                       frame_values=frame_values, signal_sum=view(out.signal_sum),
                       norm_sum=view(out.norm_sum))
 

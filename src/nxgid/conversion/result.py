@@ -15,8 +15,10 @@ class Result:
 
     ``intensity`` and ``errors`` have shape (frames, y bins, x bins) for maps and
     (frames, x bins) for profiles; bins no pixel reaches are NaN (the GI missing wedge
-    stays empty). ``counts`` is the number of pixels per bin (before frame-wise
-    exclusion of pixels outside the valid count range).
+    stays empty). ``axes`` are in the order of the array's dimensions after the frame:
+    (y, x) for a map — e.g. (q_z, q_xy) — and (x,) for a profile. ``counts`` is the
+    number of pixels per bin (before frame-wise exclusion of pixels outside the valid
+    count range).
     """
 
     name: str
@@ -40,6 +42,18 @@ class Result:
     def is_map(self) -> bool:
         return len(self.axes) == 2
 
+    @property
+    def x_axis(self) -> Axis:
+        """The horizontal axis: the last dimension of the array."""
+        return self.axes[-1]
+
+    @property
+    def y_axis(self) -> Axis:
+        """The vertical axis of a map: the dimension after the frame."""
+        if not self.is_map:
+            raise ValueError(f"{self.name} is a profile: it has no y axis")
+        return self.axes[0]
+
     def axis(self, name: str) -> Axis:
         for axis in self.axes:
             if axis.name == name:
@@ -55,7 +69,7 @@ class Result:
 
             raise NxgidError("to_xarray needs xarray: pip install 'nxgid[analysis]'") \
                 from None
-        dims = ["frame", *(a.name for a in reversed(self.axes))]
+        dims = ["frame", *(a.name for a in self.axes)]
         coords = {a.name: (a.name, a.centres, {"units": a.unit if a.is_q else "deg"})
                   for a in self.axes}
         coords["frame"] = ("frame", np.arange(self.frames))

@@ -29,7 +29,7 @@ from nxgid import nexus_names as nx
 from nxgid.conversion.grid import Axis
 from nxgid.conversion.result import Result
 from nxgid.errors import MissingError, NxgidError
-from nxgid.nexus.writer import committed_frames, scan_variables
+from nxgid.nexus.frames import committed_frames, scan_variables
 from nxgid.units import NEXUS_UNITS
 
 #: NeXus unit string → nxgid axis unit.
@@ -48,10 +48,12 @@ def _text(value) -> str:
 class EntryInfo:
     """What one entry holds."""
 
+    #: Path of the entry from the root: ``img_gid_q``, or for a result pygid does not
+    #: know ``img_gid_q/other_results/img_gid_exit``.
     name: str
     result: str
     shape: tuple[int, ...]
-    axes: tuple[str, ...]  # x first for maps, as Result.axes
+    axes: tuple[str, ...]  # in the order of the array's dimensions, as Result.axes
     definition: str
     title: str
 
@@ -96,7 +98,8 @@ class NexusFile:
     def entries(self) -> list[EntryInfo]:
         """The entries holding converted results, in file order."""
         with self._open() as root:
-            return [info for name in root if (info := _entry_info(root, name)) is not None]
+            return [info for name in _entry_names(root)
+                    if (info := _entry_info(root, name)) is not None]
 
     def entry_names(self) -> list[str]:
         return [e.name for e in self.entries()]
@@ -117,6 +120,12 @@ class NexusFile:
             raise NxgidError(f"{self.path} holds no converted results")
         return default if default in names else names[0]
 
+    def _metadata_entry(self, entry: str | None) -> str:
+        """The entry holding the instrument and sample of *entry*: itself, or for a
+        nested result its host."""
+        name = self._resolve(entry)
+        return name.split(f"/{nx.OTHER_RESULTS}/")[0]
+
     def _resolve(self, entry: str | None) -> str:
         if entry is None:
             return self.default_entry()
@@ -126,6 +135,9 @@ class NexusFile:
         by_result = self.results().get(entry)
         if by_result:
             return by_result[0]
+        nested = [n for n in names if n.rsplit("/", 1)[-1] == entry]
+        if nested:
+            return nested[0]
         raise MissingError(f"{self.path}: no entry {entry!r}; it holds "
                            + (", ".join(names) if names else "no converted results"))
 
@@ -149,7 +161,7 @@ class NexusFile:
         """The sample (:class:`nxgid.nexus.metadata.SampleInfo`) of an entry."""
         from nxgid.nexus.metadata import read_sample
 
-        name = self._resolve(entry)
+        name = self._metadata_entry(entry)
         with self._open() as root:
             return read_sample(root[name][nx.SAMPLE])
 
@@ -157,7 +169,8 @@ class NexusFile:
         """Write the sample metadata into one entry, or every nxgid entry if None."""
         from nxgid.nexus.metadata import write_sample
 
-        names = [self._resolve(entry)] if entry is not None else self.entry_names()
+        names = [self._metadata_entry(entry)] if entry is not None else \
+            list(dict.fromkeys(self._metadata_entry(name) for name in self.entry_names()))
         with self._open("r+") as root:
             for name in names:
                 group = root[name].require_group(nx.SAMPLE)
@@ -168,14 +181,15 @@ class NexusFile:
         """Facility, beamline, proposal and users (:class:`ExperimentInfo`)."""
         from nxgid.nexus.metadata import read_experiment
 
-        name = self._resolve(entry)
+        name = self._metadata_entry(entry)
         with self._open() as root:
             return read_experiment(root[name])
 
     def set_experiment(self, info, entry: str | None = None) -> None:
         from nxgid.nexus.metadata import write_experiment
 
-        names = [self._resolve(entry)] if entry is not None else self.entry_names()
+        names = [self._metadata_entry(entry)] if entry is not None else \
+            list(dict.fromkeys(self._metadata_entry(name) for name in self.entry_names()))
         with self._open("r+") as root:
             for name in names:
                 write_experiment(root[name], info)
@@ -203,7 +217,7 @@ class NexusFile:
 
     def instrument(self, entry: str | None = None) -> dict:
         """Scalar instrument values with units: ``{"detector/distance": (0.3, "m"), …}``."""
-        name = self._resolve(entry)
+        name = self._metadata_entry(entry)
         values: dict = {}
         with self._open() as root:
             group = root[name].get(nx.INSTRUMENT)
@@ -374,9 +388,8 @@ class StoredResult:
             error_values = read(data[self.name + nx.ERRORS_SUFFIX]) \
                 if errors and self.has_errors else None
             frame_values = {"monitor": read(data[nx.FRAME_MONITOR])}
-            if nx.INCIDENCE_ANGLE in entry.get(nx.INSTRUMENT, {}):
-                frame_values["incidence_angle_deg"] = \
-                    read(entry[nx.INSTRUMENT][nx.INCIDENCE_ANGLE])
+            if nx.FRAME_INCIDENCE_LINK in data:  # grazing incidence only
+                frame_values["incidence_angle_deg"] = read(data[nx.FRAME_INCIDENCE_LINK])
             for variable in scan_variables(data):
                 frame_values[variable] = read(data[variable])
             frame_values["frame_ind"] = read(data[nx.FRAME_AXIS])
@@ -423,9 +436,21 @@ def _axis(data, name: str) -> Axis:
                 int(centres.size), unit)
 
 
+def _entry_names(root) -> list[str]:
+    """Every top-level group, each followed by the groups of its ``other_results``."""
+    names = []
+    for name in root:
+        names.append(name)
+        nested = root[name].get(nx.OTHER_RESULTS) if hasattr(root[name], "get") else None
+        if nested is not None and hasattr(nested, "keys"):
+            names += [f"{name}/{nx.OTHER_RESULTS}/{child}" for child in nested]
+    return names
+
+
 def _entry_info(root, name: str) -> EntryInfo | None:
     entry = root.get(name)
-    if entry is None or _text(entry.attrs.get("NX_class", "")) != "NXentry":
+    expected = "NXcollection" if f"/{nx.OTHER_RESULTS}/" in name else "NXentry"
+    if entry is None or _text(entry.attrs.get("NX_class", "")) != expected:
         return None
     data = entry.get(entry.attrs.get("default", nx.DATA)) if "default" in entry.attrs \
         else entry.get(nx.DATA)
@@ -436,7 +461,7 @@ def _entry_info(root, name: str) -> EntryInfo | None:
     if signal not in nx.RESULT_NAMES or signal not in data:
         return None
     axes_attr = [_text(a) for a in np.atleast_1d(data.attrs.get("axes", []))]
-    axes = tuple(reversed([a for a in axes_attr if a != nx.FRAME_AXIS and a in data]))
+    axes = tuple(a for a in axes_attr if a != nx.FRAME_AXIS and a in data)
     definition = _text(entry["definition"][()]) if "definition" in entry else ""
     title = _text(entry["title"][()]) if "title" in entry else ""
     shape = tuple(int(s) for s in data[signal].shape)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from nxgid import nexus_names as nx
+from nxgid.nexus.frames import read_text, scan_variables
 from nxgid.nexus.reader import NexusFile, _text
-from nxgid.nexus.writer import _read_text
+from nxgid.units import length_m
 
 
 def _range(values: np.ndarray, unit: str = "") -> str:
@@ -48,25 +49,26 @@ def summarise(nexus: NexusFile) -> str:
                          + _filters(signal)
                          + (", with errors" if info.result + nx.ERRORS_SUFFIX in data
                             else ""))
+            lines.append(f"  intensity        {_intensity(signal)}")
+            cut = cut_text(signal.attrs)
+            if cut:
+                lines.append(f"  cut              {cut}")
             for axis in info.axes:
                 values = data[axis][()]
                 unit = _text(data[axis].attrs.get("units", ""))
                 step = (values[-1] - values[0]) / max(len(values) - 1, 1)
                 lines.append(f"  {axis:<16} {_range(values, unit)} ({len(values)} bins of "
                              f"{step:.4g})")
-            lines.append(f"  time             {_read_text(entry['start_time']) or '?'} → "
-                         f"{_read_text(entry['end_time']) or '?'}")
-            instrument = entry.get(nx.INSTRUMENT)
-            if instrument is not None and nx.INCIDENCE_ANGLE in instrument:
-                lines.append("  incidence angle  "
-                             + _range(instrument[nx.INCIDENCE_ANGLE][()], "degree"))
+            lines.append(f"  time             {read_text(entry['start_time']) or '?'} → "
+                         f"{read_text(entry['end_time']) or '?'}")
+            incidence = data.get(nx.FRAME_INCIDENCE_LINK)
+            if incidence is not None:
+                lines.append("  incidence angle  " + _range(incidence[()], "degree"))
             files = {_text(f) for f in data[nx.FRAME_FILE][()]} - {""}
             if files:
                 shown = sorted(files)
                 lines.append(f"  raw files        {len(files)}: {', '.join(shown[:3])}"
                              + (", …" if len(shown) > 3 else ""))
-            from nxgid.nexus.writer import scan_variables
-
             for variable in scan_variables(data):
                 unit = _text(data[variable].attrs.get("units", ""))
                 lines.append(f"  {variable:<16} {_range(data[variable][()], unit)}")
@@ -79,6 +81,21 @@ def summarise(nexus: NexusFile) -> str:
         if others:
             lines.append("\nother groups: " + ", ".join(others))
     return "\n".join(lines)
+
+
+def _intensity(signal) -> str:
+    label = _text(signal.attrs.get("long_name", "")) or "?"
+    units = _text(signal.attrs.get("units", ""))
+    return f"{label} [{units}]" if units else label
+
+
+def cut_text(attrs) -> str:
+    """``q_xy -0.05 … 0.05 1/angstrom`` from a profile signal's cut attributes."""
+    if "cut_axis" not in attrs:
+        return ""
+    lo, hi = (float(v) for v in attrs["cut_range"])
+    return f"{_text(attrs['cut_axis'])} {lo:g} … {hi:g} {_text(attrs.get('cut_units', ''))}"\
+        .rstrip()
 
 
 def _filters(dataset) -> str:
@@ -122,10 +139,15 @@ def _instrument(entry) -> list[str]:
     name = _text(value("name", "?"))
     source = _text(value(f"{nx.SOURCE}/name", "")) or "?"
     lines = [f"instrument: {name} at {source} ({_text(value(f'{nx.SOURCE}/type', '?'))})"]
-    wavelength = value(f"{nx.MONOCHROMATOR}/wavelength", None)
+    wavelength = instrument.get(f"{nx.MONOCHROMATOR}/wavelength")
     energy = value(f"{nx.MONOCHROMATOR}/energy", None)
     if wavelength is not None:
-        lines.append(f"  wavelength {float(wavelength):.5f} Å"
+        units = _text(wavelength.attrs.get("units", "angstrom"))
+        try:
+            shown = f"{length_m(wavelength[()], units) * 1e10:.5f} Å"
+        except ValueError:
+            shown = f"{float(wavelength[()]):g} {units}"
+        lines.append(f"  wavelength {shown}"
                      + (f" ({float(energy):.3f} keV)" if energy is not None else ""))
     detector = instrument.get(nx.DETECTOR)
     if detector is not None:
@@ -133,13 +155,20 @@ def _instrument(entry) -> list[str]:
         dist = float(detector["distance"][()]) * 1e3 if "distance" in detector else float("nan")
         lines.append(f"  detector {desc} at {dist:.2f} mm")
         if "beam_center_x" in detector:
-            lines.append(f"  beam centre ({float(detector['beam_center_x'][()]) * 1e3:.3f}, "
-                         f"{float(detector['beam_center_y'][()]) * 1e3:.3f}) mm")
-        if "pixel_mask" in detector:
-            mask = detector["pixel_mask"][()]
-            lines.append(f"  masked pixels {int(np.count_nonzero(mask & 0xFFFF))} of "
-                         f"{mask.size} (gaps {int(np.count_nonzero(mask & nx.PIXEL_MASK_GAP))},"
-                         f" user {int(np.count_nonzero(mask & nx.PIXEL_MASK_USER))})")
+            units = _text(detector["beam_center_x"].attrs.get("units", ""))
+            x, y = float(detector["beam_center_x"][()]), float(detector["beam_center_y"][()])
+            if units in ("pixel", "pixels", "px"):
+                lines.append(f"  beam centre ({x:.2f}, {y:.2f}) pixels (column, row)")
+            else:
+                lines.append(f"  beam centre ({x * 1e3:.3f}, {y * 1e3:.3f}) mm")
+        for name in (nx.DETECTOR_MASK, "pixel_mask"):
+            if name in detector:
+                mask = detector[name][()]
+                lines.append(
+                    f"  masked pixels {int(np.count_nonzero(mask & 0xFFFF))} of {mask.size} "
+                    f"(gaps {int(np.count_nonzero(mask & nx.PIXEL_MASK_GAP))}, "
+                    f"user {int(np.count_nonzero(mask & nx.PIXEL_MASK_USER))})")
+                break
     return lines
 
 

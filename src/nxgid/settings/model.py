@@ -432,8 +432,10 @@ class ReductionSettings(Section):
         "first", description="frame the PNG previews show: the first, or the sum of all")
     block_frames: int = Field(16, ge=1, le=4096,
                               description="frames converted and written per block")
-    compression: Literal["bitshuffle-lz4", "bitshuffle-zstd", "gzip", "none"] = Field(
-        "bitshuffle-lz4", description="compression of output datasets")
+    compression: Literal["gzip", "none", "bitshuffle-lz4", "bitshuffle-zstd"] = Field(
+        "gzip", description="compression of output datasets: gzip (read by every HDF5 "
+                            "reader), none, bitshuffle-lz4 or -zstd (faster; readers "
+                            "need hdf5plugin)")
     img_gid_q: str = _axes_field("img_gid_q")
     img_gid_pol: str = _axes_field("img_gid_pol")
     img_gid_pseudopol: str = _axes_field("img_gid_pseudopol")

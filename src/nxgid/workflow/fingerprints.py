@@ -190,17 +190,15 @@ def reduced_fingerprint(path: Path, signature_path: str) -> str:
     FileNotFoundError or OSError."""
     import h5py
 
-    from nxgid.nexus.writer import committed_frames
+    from nxgid.nexus.frames import committed_frames, nxgid_entry_paths
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(path)
     found: dict[str, list] = {}
     with h5py.File(path, "r", locking=False) as root:
-        for name in root:
+        for name in nxgid_entry_paths(root):
             entry = root[name]
-            if not isinstance(entry, h5py.Group):
-                continue
             item = entry.get(signature_path)
             value = item[()] if isinstance(item, h5py.Dataset) else None
             value = value.decode() if isinstance(value, bytes) else value

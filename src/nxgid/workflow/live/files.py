@@ -75,7 +75,7 @@ def _reduced_frames(output: Path) -> tuple[int, set[str | None]]:
     import h5py
 
     from nxgid import nexus_names as nx
-    from nxgid.nexus.writer import committed_frames
+    from nxgid.nexus.frames import committed_frames, nxgid_entry_paths
 
     if not output.exists():
         return 0, set()
@@ -83,11 +83,8 @@ def _reduced_frames(output: Path) -> tuple[int, set[str | None]]:
     recipes: set[str | None] = set()
     try:
         with h5py.File(output, "r") as root:
-            for name in root:
+            for name in nxgid_entry_paths(root):
                 entry = root[name]
-                if not isinstance(entry, h5py.Group) or _text(entry.get("definition")) \
-                        != nx.DEFINITION:
-                    continue
                 counts[name] = committed_frames(entry)
                 recipes.add(_text(entry.get(f"{nx.PROCESS}/{nx.PROCESS_RECIPE_HASH}")))
     except BlockingIOError:
@@ -134,3 +131,18 @@ def _stat_key(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_size, info.st_mtime_ns
+
+
+def select_frames(job, start: int, stop: int) -> None:
+    """Narrow a job of all the stack's frames to frames start…stop-1, with its per-frame
+    values (one value for all frames stays as it is)."""
+    def cut(values):
+        if values is None or len(values) == 1:
+            return values
+        return list(values)[start:stop]
+
+    job.frames = f"{start}:{stop}"
+    job.incidence_deg = cut(job.incidence_deg)
+    job.monitor = cut(job.monitor)
+    job.variables = {name: (cut(values), unit) for name, (values, unit)
+                     in job.variables.items()}
