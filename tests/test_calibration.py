@@ -182,11 +182,12 @@ def test_poni_export_import_round_trip(tmp_path, calibrated):
 def test_write_and_read_calibration(tmp_path, calibrated, image):
     path = tmp_path / "scan.nxs"
     with h5py.File(path, "w") as handle:
-        instrument = handle.create_group("entry/instrument")
-        write_calibration(instrument, calibrated, image, image_file="lab6_0001.cbf")
-        write_calibration(instrument, calibrated, image)  # replaces
+        entry = handle.create_group("entry")
+        entry.create_group("instrument")
+        write_calibration(entry, calibrated, image, image_file="lab6_0001.cbf")
+        write_calibration(entry, calibrated, image)  # replaces
     with h5py.File(path, "r") as handle:
-        group = handle["entry/instrument/calibration"]
+        group = handle["entry/calibration"]
         assert group.attrs["NX_class"] == "NXprocess"
         refinement = group["refinement"]
         assert refinement["dist"].attrs["units"] == "m"
@@ -195,8 +196,8 @@ def test_write_and_read_calibration(tmp_path, calibrated, image):
         assert refinement["residual_rms_2theta"].attrs["units"] == "degree"
         assert group["image"].compression == "gzip"
         assert group["image"].dtype == image.dtype
-        record = read_calibration(handle["entry/instrument"])
-        assert read_calibration(handle["entry"]) is None
+        record = read_calibration(handle["entry"])
+        assert read_calibration(handle["entry/instrument"]) is None
     assert record.program == "pyFAI" and record.calibrant == "LaB6"
     assert record.parameters["dist"] == calibrated.geometry.distance_m
     assert record.rms_2theta_deg == pytest.approx(calibrated.rms_2theta_deg)
@@ -225,8 +226,8 @@ def test_imported_calibration_without_image(tmp_path):
     export_poni(geometry(), poni)
     imported = import_poni(poni)
     with h5py.File(tmp_path / "a.nxs", "w") as handle:
-        write_calibration(handle.create_group("instrument"), imported, None)
-        record = read_calibration(handle["instrument"])
+        write_calibration(handle.create_group("entry"), imported, None)
+        record = read_calibration(handle["entry"])
     assert record.image is None and record.rms_2theta_deg is None
     assert record.refined_parameters == () and record.calibrant == ""
     assert record.matches(geometry())

@@ -115,7 +115,7 @@ def test_db_sync_and_status(sqlite_experiment, nxgid):
     row = next(line for line in status.stdout.splitlines() if "s1/rt/a" in line)
     assert "f1, f2" in row and "1/2" in row and "yes" in row
     info = nxgid("db info", cwd=exp.root)
-    assert "revision 0003" in info.stdout and "scans:    1" in info.stdout
+    assert "revision 0004" in info.stdout and "scans:    1" in info.stdout
     assert "registered scan" in exp.log_file.read_text()
     bad = nxgid("db sync s1/rt/a/b", cwd=exp.root)
     assert bad.exit_code == 2 and "SAMPLE[/LABEL[/SCAN]]" in bad.stderr

@@ -18,7 +18,7 @@ from nxgid.experiment.configuration import (
     write_configuration,
 )
 from nxgid.experiment.layout import Experiment, ScanRef
-from nxgid.experiment.scans import new_scan, refresh_scan, scan_info, sum_scans
+from nxgid.experiment.scans import link_raw, new_scan, refresh_scan, scan_info, sum_scans
 from nxgid.settings.store import load_effective
 
 DETECTOR = "Pilatus100k"  # 195 × 487: small and quick
@@ -62,10 +62,12 @@ def test_configuration_values_defaults_and_positions(sqlite_experiment, site_fil
         mask = f["entry/instrument/detector/pixel_mask"][()]
         assert mask.shape == (195, 487) and mask.dtype == np.int32
         assert set(np.unique(mask)) <= {0, 1}  # only gaps (bit 0), if the detector has any
-        link = f["f2/data"].get("data", getlink=True)
-        assert (link.filename, link.path) == ("f2.h5", "/entry/data/data")
-        assert f["f2/instrument/detector/pixel_mask"].id == \
-            f["entry/instrument/detector/pixel_mask"].id  # one mask, hard-linked
+        # a template: an empty placeholder for the frames, no dangling link
+        placeholder = f["f2/instrument/detector/data"]
+        assert placeholder.shape == (0, 195, 487)
+        assert isinstance(f["f2/data"].get("data", getlink=True), h5py.HardLink)
+        assert f["f2/data/data"].id == placeholder.id
+        assert "pixel_mask" not in f["f2/instrument/detector"]  # in /entry only
     with pytest.raises(ExistsError, match="--overwrite"):
         write_configuration(path, spec)
 
@@ -92,14 +94,18 @@ def test_scan_links_are_relative_and_resolve_once_data_appear(configured, tmp_pa
     path = new_scan(experiment, ref, "gid", variables={"temperature": (300.0, "K")})
     info = scan_info(experiment, ref)
     assert [e.state for e in info.entries] == ["missing", "missing"]
+    assert [e.link for e in info.entries] == ["s001/f1.h5", "s001/f2.h5"]
     assert info.variables == {"temperature": "300 K"} and info.stale is False
-    with h5py.File(path) as f:
-        for entry in ("f1", "f2"):
-            for group in ("data", "instrument/detector"):
-                link = f[f"{entry}/{group}"].get("data", getlink=True)
-                assert link.filename == f"s001/{entry}.h5"  # relative, never absolute
+    with h5py.File(path) as f:  # placeholders until the data exist: nothing dangles
+        assert f["f1/data/data"].shape == (0, 195, 487)
     frames = np.random.default_rng(0).poisson(3, (4, 195, 487)).astype(np.uint32)
     _stack(experiment, ref, "f1", frames)
+    assert link_raw(experiment, ref) == ["f1"]
+    with h5py.File(path) as f:
+        for group in ("data", "instrument/detector"):
+            link = f[f"f1/{group}"].get("data", getlink=True)
+            assert link.filename == "s001/f1.h5"  # relative, never absolute
+        assert f["f2/data/data"].shape == (0, 195, 487)
     info = scan_info(experiment, ref)
     assert [(e.state, e.frames) for e in info.entries] == [("present", 4), ("missing", 0)]
     # the whole experiment moves: the links still work
@@ -119,8 +125,11 @@ def test_scan_entries_validate_as_nxsas(configured):
     experiment = configured
     ref = ScanRef("film", "as-grown", "s001")
     path = new_scan(experiment, ref, "gid", variables={"temperature": (300.0, "K")})
+    # before the raw data exist, and after
+    assert validate_with_pynxtools(path, definition="NXsas", entries=["f1", "f2"]) == []
     _stack(experiment, ref, "f1", np.ones((2, 195, 487), np.uint32))
     _stack(experiment, ref, "f2", np.ones((2, 195, 487), np.uint32))
+    link_raw(experiment, ref)
     assert validate_with_pynxtools(path, definition="NXsas", entries=["f1", "f2"]) == []
 
 
@@ -143,7 +152,7 @@ def test_recalibration_makes_scans_stale_until_refreshed(configured):
     with h5py.File(experiment.scan_file(ref)) as f:
         assert f["f2/instrument/detector/distance"][()] == pytest.approx(0.1523)
         assert "refreshed" in f["entry"]
-        assert f["f2/data"].get("data", getlink=True).filename == "s001/f2.h5"
+        assert f["f2/data/data"].shape == (0, 195, 487)  # still a placeholder
 
 
 def test_new_scan_refusals_leave_everything_as_it_was(configured):

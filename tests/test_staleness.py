@@ -200,7 +200,7 @@ def test_a_new_mask_makes_the_scans_stale_and_a_changed_mask_file_names_itself(s
     assert set(plan.reasons.values()) == {"geometry (configuration gid changed)"}
     _reduce(beamtime, stale=True)
     with h5py.File(exp.reduced_file(ref, "f1"), "r") as root:
-        written = root["img_gid_q/instrument/detector/pixel_mask"][()]
+        written = root["img_gid_q/instrument/detector/mask"][()]
     assert (written[:10, :10] & (1 << 8)).all() and not (written[10:, 10:] & (1 << 8)).any()
 
     # a mask image the recipe names: its bytes, not its time, are a part of convert

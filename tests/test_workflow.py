@@ -53,13 +53,13 @@ def _spot_centroid(result, q_xy: float, q_z: float, half_width: float = 0.1):
     from nxgid.plot import frame_mean
 
     image = frame_mean(result.intensity)
-    qx, qz = (axis.centres for axis in result.axes)
+    qx, qz = result.x_axis.centres, result.y_axis.centres
     gx, gz = np.meshgrid(qx, qz)
     window = (np.abs(gx - q_xy) < half_width) & (np.abs(gz - q_z) < half_width)
     weights = np.clip(np.nan_to_num(image[window] - np.nanmedian(image[window])), 0, None)
     return (float((gx[window] * weights).sum() / weights.sum()),
-            float((gz[window] * weights).sum() / weights.sum()), result.axes[0].step,
-            result.axes[1].step)
+            float((gz[window] * weights).sum() / weights.sum()), result.x_axis.step,
+            result.y_axis.step)
 
 
 def test_reduce_makes_reduced_files_linked_from_the_scan_with_previews(site_file):
@@ -85,12 +85,19 @@ def test_reduce_makes_reduced_files_linked_from_the_scan_with_previews(site_file
         assert digest == expected.sha256 and recipe["img_gid_q"] == expected.as_dict()[
             "img_gid_q"]
         # one file reaches everything: the scan links its reduced file
+        # one file reaches everything: the scan links the reduced data (not the file's
+        # root: entries in an entry), one NXdata group per result
         with h5py.File(exp.scan_file(ref), "r") as root:
-            link = root["f1"].get(REDUCED_LINK, getlink=True)
+            reduced = root["f1"][REDUCED_LINK]
+            assert reduced.attrs["NX_class"] == "NXcollection"
+            assert reduced["img_gid_q"].attrs["NX_class"] == "NXdata"
+            link = reduced["img_gid_q"].get("img_gid_q", getlink=True)
             assert isinstance(link, h5py.ExternalLink)
-            assert "img_gid_q" in root["f1"][REDUCED_LINK]
+            assert link.filename == f"{ref.scan}/f1_reduced.nxs"
+            linked = reduced["img_gid_q/img_gid_q"][()]
         with h5py.File(exp.reduced_file(ref, "f1"), "r") as root:
-            mask = root["img_gid_q/instrument/detector/pixel_mask"][()]
+            np.testing.assert_array_equal(linked, root["img_gid_q/data/img_gid_q"][()])
+            mask = root["img_gid_q/instrument/detector/mask"][()]
         assert not (mask & (1 << 8)).any()  # the configuration has no user mask
         preview = exp.preview_file(ref, "f1", "img_gid_q")
         assert preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,8 @@ extraction and refinement until a refinement moves the rings by less than 5 % of
 Massif shuffles with numpy's global generator: it is seeded (and restored) around the
 extraction, so a calibration is reproducible (and not thread-safe).
 
-The result lives in a scan file under ``instrument/calibration`` (an ``NXprocess``)::
+The result lives in a configuration or scan file under ``/entry/calibration`` (an
+``NXprocess`` of the entry: NXinstrument may not hold one)::
 
     calibration/            program, version, date, calibrant, calibrant_dspacing (Å),
                             image (gzip), image_file, poni (PONI text), sha256
@@ -463,7 +464,7 @@ def import_poni(path: str | Path) -> CalibrationResult:
 
 @dataclass
 class CalibrationRecord:
-    """``instrument/calibration`` as read back."""
+    """``/entry/calibration`` as read back."""
 
     program: str
     version: str
@@ -502,15 +503,15 @@ def _put(group: Any, name: str, value: Any, units: str | None = None, **options:
         dataset.attrs["units"] = units
 
 
-def write_calibration(instrument: Any, result: CalibrationResult, image: np.ndarray | None,
+def write_calibration(entry: Any, result: CalibrationResult, image: np.ndarray | None,
                       *, image_file: str | None = None) -> None:
-    """Create or replace ``calibration`` in the NXinstrument group *instrument*."""
+    """Create or replace ``calibration`` in the NXentry group *entry*."""
     import h5py
     import pyFAI
 
-    if "calibration" in instrument:
-        del instrument["calibration"]
-    group = instrument.create_group("calibration")
+    if "calibration" in entry:
+        del entry["calibration"]
+    group = entry.create_group("calibration")
     group.attrs["NX_class"] = "NXprocess"
     config = result.geometry.config()
     for name, value in (("program", "pyFAI"), ("version", str(pyFAI.version)),
@@ -543,11 +544,11 @@ def write_calibration(instrument: Any, result: CalibrationResult, image: np.ndar
         _put(refinement, "start_poni", poni_text(result.guess))
 
 
-def read_calibration(instrument: Any, *, with_image: bool = True) -> CalibrationRecord | None:
-    """``instrument/calibration``, or None if there is none."""
-    if "calibration" not in instrument:
+def read_calibration(entry: Any, *, with_image: bool = True) -> CalibrationRecord | None:
+    """``calibration`` of the NXentry *entry*, or None if there is none."""
+    if "calibration" not in entry:
         return None
-    group = instrument["calibration"]
+    group = entry["calibration"]
     refinement = group["refinement"]
     rms = refinement.get("residual_rms_2theta")
     image = group["image"][()] if with_image and "image" in group else None

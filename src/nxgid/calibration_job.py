@@ -15,7 +15,7 @@ def _calibrated(path: Path) -> bool:
     import h5py
 
     with h5py.File(path, "r") as root:
-        return "calibration" in root["entry/instrument"]
+        return "calibration" in root["entry"]
 
 
 def calibration_image(path: Path) -> np.ndarray | None:
@@ -23,7 +23,7 @@ def calibration_image(path: Path) -> np.ndarray | None:
     import h5py
 
     with h5py.File(path, "r") as root:
-        item = root.get("entry/instrument/calibration/image")
+        item = root.get("entry/calibration/image")
         return None if item is None else item[()]
 
 

@@ -351,7 +351,8 @@ def _create_layout(handle: h5py.File, record: str, series: ImageSeries) -> None:
     signal = data.create_dataset("data", shape=(0, rows, cols), maxshape=(None, rows, cols),
                                  chunks=(1, rows, cols), dtype=series.dtype,
                                  **compression_options("bitshuffle-lz4"))
-    signal.attrs.update({"target": DATA_PATH, "interpretation": "image",
+    # no @interpretation: NXsas's detector data, which scan files link here, has none
+    signal.attrs.update({"target": DATA_PATH, "units": "counts",
                          "long_name": "detector counts, as stored in the source files"})
     for name, long_name in ((FRAME_NUMBER, "frame index inside its source file"),
                             (nx.FRAME_AXIS, "frame number in this stack")):

@@ -125,6 +125,7 @@ def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLo
     import h5py
 
     from nxgid.experiment.configuration import rewrite
+    from nxgid.experiment.links import link_raw_stack
     from nxgid.experiment.scans import new_scan
     from nxgid.nexus.h5 import nx_field, nx_group
     from nxgid.stack import stack_images
@@ -149,6 +150,8 @@ def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLo
             nx_field(root["entry"], "start_time", logs.start_time)
         for entry in raw.entries:
             write_logs(root[entry], logs)
+            if experiment.raw_stack(ref, entry).exists():
+                link_raw_stack(root[entry], experiment.raw_link(ref, entry))
     del h5py
 
 
@@ -191,7 +194,7 @@ def _link_stack(target: Path, master: Path) -> None:
         data = entry.create_group("data")
         data.attrs["NX_class"] = "NXdata"
         data.attrs["signal"] = "data"
-        data.create_virtual_dataset("data", layout)
+        data.create_virtual_dataset("data", layout).attrs["units"] = "counts"
         entry.create_dataset("master_file", data=os.path.relpath(master, target.parent))
     partial.replace(target)
 

@@ -42,6 +42,7 @@ COMMANDS = {
     "retry": "nxgid.cli.reduce_cmd:retry",
     "watch": "nxgid.cli.watch_cmd:watch",
     "recipe": "nxgid.cli.recipe_cmd:recipe",
+    "validate": "nxgid.cli.validate_cmd:validate",
 }
 
 

@@ -243,6 +243,10 @@ def stack(state, images, output, scan_path, entry, dataset, frames, overwrite,
     with progress_bar("stacking", progress) as report:
         summary = stack_images(list(images), output, dataset=dataset, frames=frames,
                                overwrite=overwrite, progress=report)
+    if scan_path is not None:
+        from nxgid.experiment.scans import link_raw
+
+        link_raw(experiment, ref, [entry])
     resumed = f" (resumed at frame {summary.resumed_from})" if summary.resumed_from else ""
     console().print(f"{summary.output}: {summary.frames} frame(s) from {summary.files} "
                     f"file(s){resumed}")

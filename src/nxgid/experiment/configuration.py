@@ -5,7 +5,9 @@ A configuration holds the instrument (source, monochromator, the detector from p
 database with its gap mask as an NXdetector ``pixel_mask``, distance, beam centre or
 calibrated PONI) in ``/entry`` and one entry ``f1…fN`` per detector position, rotation
 or incidence scan, each with its own goniometer angles, detector translation, frame rate
-and an NXdata whose ``data`` is a relative external link to ``fN.h5:/entry/data/data``.
+and an NXdata whose ``data`` is an empty placeholder for the frames (a scan links it to
+its raw stack ``fN.h5:/entry/data/data``, :mod:`nxgid.experiment.links`). The
+calibration is ``/entry/calibration`` (an NXprocess).
 
 Defaults come from the settings' ``[configuration]`` section; every value can be given
 per configuration, and the per-position values per entry. Files are written to a
@@ -267,9 +269,13 @@ def position_entries(root) -> list[str]:
 
 def sync_positions(root) -> None:
     """Give every position entry the instrument of ``/entry`` (source, monochromator,
-    detector geometry; the mask as a hard link), so each ``fN`` is a complete NXsas
-    entry; per-position values (translations, frame rate) are kept."""
+    detector geometry), so each ``fN`` is a complete NXsas entry; per-position values
+    (translations, frame rate) and the detector data (placeholder or link to the raw
+    stack, :mod:`nxgid.experiment.links`) are kept. The pixel mask stays in ``/entry``
+    only: pynxtools rejects ``pixel_mask`` in an NXsas entry (reserved suffix)."""
     import h5py
+
+    from nxgid.experiment.links import write_placeholder
 
     master = root["entry/instrument"]
     for name in position_entries(root):
@@ -280,24 +286,35 @@ def sync_positions(root) -> None:
             root.copy(master[group], instrument, name=group)
         nx_field(instrument, "name", master["name"][()])
         detector = instrument["detector"]
+        if "pixel_mask" in detector:  # hard-linked there before nxgid 0.2
+            del detector["pixel_mask"]
         for field, item in master["detector"].items():
             if field == "pixel_mask":
-                if field in detector:
-                    del detector[field]
-                detector[field] = item  # hard link: one mask
-                item.attrs["target"] = item.name
-            elif isinstance(item, h5py.Dataset):
+                continue
+            if isinstance(item, h5py.Dataset):
                 nx_field(detector, field, item[()], item.attrs.get("units"))
             elif field == PYFAI:
                 if field in detector:
                     del detector[field]
                 root.copy(item, detector, name=field)
-        if "data" not in detector:
-            detector["data"] = h5py.ExternalLink(f"{name}.h5", "/entry/data/data")
+        if "data" not in detector or "data" not in root[name].get("data", {}):
+            write_placeholder(root[name], frame_shape(root))
+
+
+def frame_shape(root) -> tuple[int, int]:
+    """(rows, columns) of the detector of a configuration or scan file."""
+    detector = root["entry/instrument/detector"]
+    if "pixel_mask" in detector:
+        return tuple(int(n) for n in detector["pixel_mask"].shape)  # type: ignore[return-value]
+    import pyFAI
+
+    name = detector["description"][()]
+    shape = pyFAI.detector_factory(name.decode() if isinstance(name, bytes) else name).shape
+    return int(shape[0]), int(shape[1])
 
 
 def _write_position(root, name: str, position: Position, geometry) -> None:
-    import h5py
+    from nxgid.experiment.links import write_placeholder
 
     entry = nx_group(root, name, "NXentry")
     entry.attrs["default"] = "data"
@@ -309,9 +326,7 @@ def _write_position(root, name: str, position: Position, geometry) -> None:
         nx_field(goniometer, field, getattr(position, key), units)
     detector = nx_group(instrument, "detector", "NXdetector")
     nx_field(detector, "frame_time", 1.0 / position.frame_rate_hz, "s")
-    data = nx_group(entry, "data", "NXdata")
-    data.attrs["signal"] = "data"
-    data["data"] = h5py.ExternalLink(f"{name}.h5", "/entry/data/data")
+    write_placeholder(entry, geometry.shape)
 
 
 def configurations(directory: Path) -> list[str]:
@@ -334,7 +349,7 @@ def read_configuration(path: Path) -> dict:
             "distance_mm": float(det["distance"][()]) * 1e3,
             "beam_center_mm": (float(det["beam_center_x"][()]) * 1e3,
                                float(det["beam_center_y"][()]) * 1e3),
-            "calibrated": "calibration" in entry["instrument"],
+            "calibrated": "calibration" in entry,
             "masked_pixels": int(np.count_nonzero(det["pixel_mask"][()] & 0xFFFF))
             if "pixel_mask" in det else 0,
             "positions": [],
@@ -385,7 +400,7 @@ def set_geometry(path: Path, geometry, *, mask: np.ndarray | None = None,
         if calibration is not None:
             from nxgid.calibration import write_calibration
 
-            write_calibration(entry["instrument"], calibration, image)
+            write_calibration(entry, calibration, image)
         sync_positions(root)
 
 

@@ -1,7 +1,8 @@
 """Scans made from a configuration: ``<sample>/<label>/<sample>_<scan>.nxs``.
 
 A scan file is a copy of its configuration whose entries ``f1…fN`` link (relative HDF5
-external links, valid before the data exist) to the raw stacks ``<scan>/fN.h5``. The
+external links, made by the link task once the data exist; an empty placeholder until
+then, :mod:`nxgid.experiment.links`) to the raw stacks ``<scan>/fN.h5``. The
 calibration is copied in, so a scan file is self-contained, together with the
 configuration's name and a hash of its geometry and mask: ``scan_info`` then tells
 whether the configuration has been recalibrated since (stale), and ``refresh_scan``
@@ -81,11 +82,8 @@ def new_scan(experiment: Experiment, ref: ScanRef, configuration: str, *,
         if summed_from:
             nx_field(entry, SUMMED_FROM_FIELD, list(summed_from))
         for name in position_entries(root):
-            link = h5py.ExternalLink(experiment.raw_link(ref, name), "/entry/data/data")
-            for group in (f"{name}/data", f"{name}/instrument/detector"):
-                if "data" in root[group]:
-                    del root[group]["data"]
-                root[group]["data"] = link
+            # the raw stack is linked by the link task once it exists; until then the
+            # configuration's placeholder keeps the file valid and readable
             nx_field(root[name], "title", f"{ref} {name}")
             sample = nx_group(root[name], "sample", "NXsample")
             nx_field(sample, "name", ref.sample)
@@ -138,7 +136,8 @@ def scan_info(experiment: Experiment, ref: ScanRef) -> ScanInfo:
                 if key != "name" and hasattr(item, "shape") and item.shape == ():
                     unit = _text(item.attrs.get("units", ""))
                     variables[key] = f"{item[()]:g} {unit}".strip()
-        statuses = [_entry_status(root, path, name, shape) for name in entries]
+        statuses = [_entry_status(root, path, name, shape, experiment.raw_link(ref, name))
+                    for name in entries]
     config = experiment.configuration_file(configuration) if configuration else None
     stale: bool | None = None
     if config is not None and config.is_file():
@@ -152,19 +151,26 @@ def _detector_shape(root) -> tuple[int, ...] | None:
     return detector["pixel_mask"].shape if "pixel_mask" in detector else None
 
 
-def _entry_status(root, path: Path, name: str, shape) -> EntryStatus:
-    """Whether entry *name*'s raw stack is there, readable and of the detector's shape."""
+def _entry_status(root, path: Path, name: str, shape, raw_link: str) -> EntryStatus:
+    """Whether entry *name*'s raw stack (*raw_link*, relative to the scan file, unless
+    the entry already links another) is there, readable and of the detector's shape."""
+    import h5py
+
+    from nxgid.experiment.links import RAW_DATASET
+
     link = root[name]["data"].get("data", getlink=True)
-    target = path.parent / link.filename
+    filename = link.filename if isinstance(link, h5py.ExternalLink) else raw_link
+    target = path.parent / filename
     if not target.exists():
-        return EntryStatus(name, link.filename, "missing")
+        return EntryStatus(name, filename, "missing")
     try:
-        frames_shape = root[name]["data/data"].shape
+        with h5py.File(target, "r") as stack:
+            frames_shape = stack[RAW_DATASET].shape
     except (KeyError, OSError) as exc:
-        return EntryStatus(name, link.filename, f"unreadable ({str(exc).splitlines()[0]})")
+        return EntryStatus(name, filename, f"unreadable ({str(exc).splitlines()[0]})")
     good = shape is None or tuple(frames_shape[-2:]) == tuple(shape)
     frames = frames_shape[0] if len(frames_shape) == 3 else 1
-    return EntryStatus(name, link.filename, "present" if good else
+    return EntryStatus(name, filename, "present" if good else
                        f"wrong shape {tuple(frames_shape[-2:])}, detector {tuple(shape)}",
                        frames)
 
@@ -181,7 +187,31 @@ def entry_status(experiment: Experiment, ref: ScanRef, entry: str) -> EntryStatu
     with h5py.File(path, "r") as root:
         if entry not in root:
             raise MissingError(f"scan {ref} has no entry {entry}")
-        return _entry_status(root, path, entry, _detector_shape(root))
+        return _entry_status(root, path, entry, _detector_shape(root),
+                             experiment.raw_link(ref, entry))
+
+
+def link_raw(experiment: Experiment, ref: ScanRef, entries: Sequence[str] | None = None
+             ) -> list[str]:
+    """Link the raw stacks that exist (``<scan>/fN.h5``) into the scan file in place of
+    their placeholders (:mod:`nxgid.experiment.links`), under the scan file's lock;
+    returns the entries linked now."""
+    import h5py
+
+    from nxgid.experiment.links import is_linked, link_raw_stack
+    from nxgid.experiment.locks import file_lock
+
+    path = experiment.scan_file(ref)
+    with file_lock(path):
+        with h5py.File(path, "r") as root:
+            wanted = [name for name in (entries or position_entries(root))
+                      if name in root and not is_linked(root[name])
+                      and experiment.raw_stack(ref, name).exists()]
+        if wanted:
+            with rewrite(path) as root:
+                for name in wanted:
+                    link_raw_stack(root[name], experiment.raw_link(ref, name))
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -254,17 +284,15 @@ def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
         with h5py.File(config, "r") as source, rewrite(info.path) as root:
             instrument = root["entry/instrument"]
             for name in ("detector", "monochromator", "calibration"):
-                if name in instrument:
+                if name in instrument:  # calibration: there before nxgid 0.2
                     del instrument[name]
                 if name in source["entry/instrument"]:
                     source.copy(source["entry/instrument"][name], instrument, name=name)
-            sync_positions(root)
-            for name in position_entries(root):  # the links stay the scan's
-                link = root[name]["data"].get("data", getlink=True)
-                detector = root[name]["instrument/detector"]
-                if "data" in detector:
-                    del detector["data"]
-                detector["data"] = h5py.ExternalLink(link.filename, link.path)
+            if "calibration" in root["entry"]:
+                del root["entry/calibration"]
+            if "calibration" in source["entry"]:
+                source.copy(source["entry/calibration"], root["entry"], name="calibration")
+            sync_positions(root)  # the links to raw stacks stay the scan's
             nx_field(root["entry"], GEOMETRY_HASH_FIELD, geometry_hash(source))
             nx_field(root["entry"], "refreshed", now_iso())
     return True
@@ -392,6 +420,7 @@ def sum_stacks(experiment: Experiment, refs: Sequence[ScanRef], target: ScanRef,
         finally:
             for source in sources:
                 source.close()
+    link_raw(experiment, target, list(entries))
 
 
 @dataclass

@@ -54,12 +54,9 @@ EXTRA = "dev"
 #: Names of the checks run by :func:`validate`, in order.
 CHECKS: tuple[str, ...] = ("nexusformat", "pynxtools", "silx", "nxload")
 
-#: pynxtools 0.16 reports NXdetector's own ``pixel_mask`` as a field with the reserved
-#: suffix ``_mask`` whose field ``pixel`` is missing: a false alarm, dropped.
-_PYNXTOOLS_FALSE_ALARMS = (
-    re.compile(r"Reserved suffix '_mask' was used in \S*/pixel_mask, but there is no "
-               r"associated field pixel\."),
-)
+#: Known false alarms of pynxtools, dropped (none at present: nxgid's files avoid the
+#: one it had, NXdetector's ``pixel_mask`` taken for the reserved suffix ``_mask``).
+_PYNXTOOLS_FALSE_ALARMS: tuple[re.Pattern, ...] = ()
 
 
 def definitions_dir() -> Path:
@@ -110,26 +107,54 @@ def _open(path: Path):
 
 
 def nxgid_entries(path: str | os.PathLike) -> list[str]:
-    """Names of the entries of a file that follow NXgid (``definition = NXgid``)."""
+    """Names of the top-level entries of a file that follow NXgid (``definition =
+    NXgid``). The results nested in their ``other_results`` are validated as part of
+    them (and their NXdata by silx)."""
+    from nxgid.nexus.frames import nxgid_entry_paths
+
     path = _check_file(path)
+    with _open(path) as root:
+        return [name for name in nxgid_entry_paths(root) if "/" not in name]
+
+
+def defined_entries(path: str | os.PathLike) -> dict[str, str]:
+    """The entries nxgid validates against an application definition, with its name:
+    the NXgid entries of a file, and in a configuration or scan file of nxgid (its
+    ``/entry`` names the configuration) the entries ``f1…fN`` with the definition they
+    name (NXsas). Other programs' entries in the same file are left alone."""
     import h5py
 
+    path = _check_file(path)
     with _open(path) as root:
-        names = []
+        ours = isinstance(root.get("entry/configuration"), h5py.Dataset)
+        found = {}
         for name in root:
             item = root.get(name)
             if not isinstance(item, h5py.Group) or \
-                    _text(item.attrs.get("NX_class", "")) != "NXentry":
+                    _text(item.attrs.get("NX_class", "")) != "NXentry" or \
+                    not isinstance(item.get("definition"), h5py.Dataset):
                 continue
-            definition = item.get("definition")
-            if isinstance(definition, h5py.Dataset) and \
-                    _text(definition[()]) == nx.DEFINITION:
-                names.append(name)
-        return names
+            definition = _text(item["definition"][()])
+            if definition == nx.DEFINITION or ours:
+                found[name] = definition
+        return found
+
+
+def _entries(path: Path) -> list[str]:
+    """The entries nxgid checks against the base classes: those of
+    :func:`defined_entries`, and ``/entry`` of a configuration or scan file."""
+    import h5py
+
+    named = list(defined_entries(path))
+    with _open(path) as root:
+        if isinstance(root.get("entry/configuration"), h5py.Dataset):
+            named.insert(0, "entry")
+    return named
 
 
 def _no_entry(path: Path) -> list[str]:
-    return [f"{path}: no NXgid entry (an NXentry whose definition is {nx.DEFINITION!r})"]
+    return [f"{path}: no NXgid entry (an NXentry whose definition is {nx.DEFINITION!r}), "
+            "nor is it an nxgid configuration or scan file"]
 
 
 class _Records(logging.Handler):
@@ -223,26 +248,31 @@ def _nexusformat_problems(records: list[logging.LogRecord], entry: str
 
 def validate_with_nexusformat(path: str | os.PathLike,
                               warnings: list[str] | None = None) -> list[str]:
-    """Errors of nexusformat's validator for every NXgid entry of *path*.
+    """Errors of nexusformat's validator for every entry of *path*.
 
-    Each entry is validated against ``NXgid.nxdl.xml`` (required fields and groups,
-    types, enumerations, dimensions) and its groups against the NeXus base classes
-    (class names, NXdata signal and axes). Errors are returned; pass a list as
-    *warnings* to receive the warnings too (e.g. a recommended field left out, an NXdata
-    signal that is not there). Base-class warnings that an item "is not defined" in its
-    base class are left out: NXgid defines those items.
+    Each entry that names a definition is validated against it (``NXgid.nxdl.xml``, or
+    NXsas for the entries of configuration and scan files: required fields and groups,
+    types, enumerations, dimensions), and every entry's groups against the NeXus base
+    classes (class names, NXdata signal and axes), with a fresh validator per group
+    (nexusformat's cache of one validator per class drops the findings of a group that
+    holds a group of its own class). Errors are returned; pass a list as *warnings* to
+    receive the warnings too (e.g. a recommended field left out). Base-class warnings
+    that an item "is not defined" in its base class are left out: the application
+    definitions define those items.
     """
     path = _check_file(path)
     validate = _require("nexusformat.nexus.validate", "nexusformat",
                         "validation with nexusformat")
-    entries = nxgid_entries(path)
+    entries = _entries(path)
     if not entries:
         return _no_entry(path)
+    definitions = defined_entries(path)
     errors: dict[str, None] = {}  # ordered, without the repeats of the two passes
     warned: dict[str, None] = {}
     with _nexusformat_read_only():
         for entry in entries:
-            _nexusformat_entry(validate, path, entry, errors, warned)
+            _nexusformat_entry(validate, path, entry, definitions.get(entry), errors,
+                               warned)
     if warnings is not None:
         warnings.extend(warned)
     return list(errors)
@@ -255,8 +285,10 @@ def _nexusformat_read_only() -> Iterator[None]:
     r+ and change their modification time (which makes a done task look stale). For the
     duration of the call, entering an NXroot keeps the mode it was opened with ("r")."""
     from nexusformat.nexus import tree
+    from nexusformat.nexus import validate as nexusformat_validate
 
     original = tree.NXroot.__enter__
+    cached = nexusformat_validate.get_validator
 
     def enter_read_only(self):
         if self.nxfile:
@@ -264,22 +296,31 @@ def _nexusformat_read_only() -> Iterator[None]:
             self.nxfile.__enter__()
         return self
 
+    def fresh_validator(nxclass, definitions=None):
+        return nexusformat_validate.GroupValidator(nxclass, definitions=definitions)
+
     tree.NXroot.__enter__ = enter_read_only
+    nexusformat_validate.get_validator = fresh_validator
     try:
         yield
     finally:
         tree.NXroot.__enter__ = original
+        nexusformat_validate.get_validator = cached
 
 
-def _nexusformat_entry(validate, path, entry: str, errors: dict, warned: dict) -> None:
-    """Both passes of nexusformat on one entry: the application definition, then the
-    base classes; problems go into *errors* and *warned* (ordered, without repeats)."""
-    with _captured("NXValidate", logging.INFO) as log:
-        validate.validate_application(str(path), path=f"/{entry}",
-                                      application=str(definition_path()))
-    found, maybe = _nexusformat_problems(log.records, entry)
-    errors.update(dict.fromkeys(found))
-    warned.update(dict.fromkeys(maybe))
+def _nexusformat_entry(validate, path, entry: str, definition: str | None, errors: dict,
+                       warned: dict) -> None:
+    """Both passes of nexusformat on one entry: its application definition (if it names
+    one), then the base classes; problems go into *errors* and *warned* (ordered,
+    without repeats). Relative external links resolve from the file's folder."""
+    if definition is not None:
+        application = str(definition_path()) if definition == nx.DEFINITION else definition
+        with _captured("NXValidate", logging.INFO) as log, _in_folder(path.parent):
+            validate.validate_application(str(path.resolve()), path=f"/{entry}",
+                                          application=application)
+        found, maybe = _nexusformat_problems(log.records, entry)
+        errors.update(dict.fromkeys(found))
+        warned.update(dict.fromkeys(maybe))
     with _captured("NXValidate", logging.INFO) as log:
         validate.validate_file(str(path), path=f"/{entry}")
     found, maybe = _nexusformat_problems(log.records, entry)
@@ -301,6 +342,30 @@ def _link_or_copy(source: Path, target: Path) -> None:
             shutil.copytree(source, target)
         else:
             shutil.copy2(source, target)
+
+
+def pynxtools_definitions() -> Path:
+    """The NeXus definitions pynxtools ships (base classes, applications, …)."""
+    _require("pynxtools", "pynxtools", "the NeXus definitions")
+    from pynxtools.definitions.dev_tools.utils import nxdl_utils
+
+    return Path(nxdl_utils.__file__).resolve().parents[2]
+
+
+def write_definitions(target: Path) -> Path:
+    """A folder holding the NeXus definitions (pynxtools' copy) and NXgid, for the
+    standalone validators: ``NEXUS_DEF_PATH=TARGET pynx validate FILE`` and
+    ``nxvalidate -d TARGET FILE``. Made under a temporary name, then renamed."""
+    target = Path(target)
+    if target.exists():
+        raise NxgidError(f"{target} exists: choose a new folder for the definitions")
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(pynxtools_definitions(), partial,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.py", "dev_tools"))
+    shutil.copy2(definition_path(), partial / "applications" / DEFINITION_FILE)
+    partial.rename(target)
+    return target
 
 
 def _pynxtools_definitions(bundled: Path) -> Path:
@@ -365,11 +430,11 @@ def _in_folder(folder: Path) -> Iterator[None]:
             os.chdir(previous)
 
 
-def validate_with_pynxtools(path: str | os.PathLike, *, definition: str = nx.DEFINITION,
+def validate_with_pynxtools(path: str | os.PathLike, *, definition: str | None = None,
                             entries: Sequence[str] | None = None) -> list[str]:
-    """Problems pynxtools finds in every NXgid entry of *path* (empty: valid); or in
-    the given *entries* against another *definition* (e.g. a scan file's ``f1…fN``
-    against NXsas). Relative external links are resolved from the file's folder.
+    """Problems pynxtools finds in every entry of *path* that names an application
+    definition, against it (empty: valid); or in the given *entries* against
+    *definition*. Relative external links are resolved from the file's folder.
 
     pynxtools logs each problem as a warning or error on its ``pynxtools`` logger; they
     are collected (and not printed) and returned, each naming the HDF5 path. Known false
@@ -388,18 +453,21 @@ def validate_with_pynxtools(path: str | os.PathLike, *, definition: str = nx.DEF
     else:
         bundled = Path(nxdl_utils.__file__).resolve().parents[2]  # pynxtools' own
     folder = _pynxtools_definitions(bundled)
-    entries = list(entries) if entries is not None else nxgid_entries(path)
-    if not entries:
+    named = defined_entries(path)
+    if entries is not None:
+        named = {entry: definition or named.get(entry, nx.DEFINITION) for entry in entries}
+    elif definition is not None:
+        named = {entry: definition for entry in named}
+    if not named:
         return _no_entry(path)
     problems: list[str] = []
-    links = contextlib.nullcontext() if definition == nx.DEFINITION else _in_folder(path.parent)
-    with _nexus_def_path(folder), _open(path) as root, links:
+    with _nexus_def_path(folder), _open(path) as root, _in_folder(path.parent):
         from pynxtools.dataconverter.validation import validate_hdf_group_against
 
-        for entry in entries:
+        for entry, against in named.items():
             with _captured("pynxtools", logging.WARNING) as log:
                 try:
-                    valid = validate_hdf_group_against(definition, root[entry],
+                    valid = validate_hdf_group_against(against, root[entry],
                                                        str(path))
                 except Exception as exc:  # a pynxtools failure is a finding, too
                     problems.append(f"/{entry}: pynxtools failed: "

@@ -8,10 +8,11 @@ For every entry ``fN`` of a scan, in order (each waits for the one before):
     The raw stack ``<scan>/fN.h5`` is there with the detector's frame shape; the scan
     file is refreshed from its configuration if that was recalibrated (or given a new
     mask) since; beamline logs are read into the scan file if the import did not; the
-    scan file gets the link ``/fN/reduced`` → ``<scan>/fN_reduced.nxs`` so one file
-    reaches everything.
+    scan file's ``fN`` links the raw stack (instead of its placeholder).
 ``convert``
-    Every map and profile of the scan's recipe into ``<scan>/fN_reduced.nxs``.
+    Every map and profile of the scan's recipe into ``<scan>/fN_reduced.nxs``; then
+    ``/fN/reduced`` of the scan file links the reduced data (one NXdata per result), so
+    one file reaches everything.
 ``preview``
     A PNG of the first (or mean) frame of every map, ``<scan>/previews/fN_<map>.png``.
 
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nxgid.errors import ExistsError, MissingError, NxgidError
-from nxgid.experiment.layout import REDUCED_LINK, Experiment, ScanRef
+from nxgid.experiment.layout import Experiment, ScanRef
 from nxgid.experiment.logbook import scan_extra
 from nxgid.workflow.fingerprints import (
     GEOMETRY_PART,
@@ -297,11 +298,8 @@ def _sum(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskRes
 
 
 def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
-    import h5py
 
-    from nxgid.experiment.configuration import rewrite
-    from nxgid.experiment.locks import file_lock
-    from nxgid.experiment.scans import entry_logs, entry_status
+    from nxgid.experiment.scans import entry_logs, entry_status, link_raw
 
     exp = ctx.experiment
     sig = signature(ctx, ref, "link", entry)  # raises when the raw stack is missing
@@ -315,14 +313,7 @@ def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskRe
         sig = signature(ctx, ref, "link", entry)  # the new geometry is the scan's now
     if not entry_logs(exp, ref, entry).has_logs:
         notes += _read_beamline_logs(ctx, ref, entry)
-    path = exp.scan_file(ref)
-    with file_lock(path):
-        with h5py.File(path, "r") as root:
-            linked = REDUCED_LINK in root[entry]
-        if not linked:
-            with rewrite(path) as root:
-                root[entry][REDUCED_LINK] = h5py.ExternalLink(exp.reduced_link(ref, entry),
-                                                              "/")
+    link_raw(exp, ref, [entry])
     return TaskResult.made(sig, f"{status.frames} frames"
                            + "".join(f"; {n}" for n in notes))
 
@@ -412,8 +403,21 @@ def _convert(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> Tas
     progress = ctx.progress
     summary = run_convert(job, progress=(lambda done, total: progress("convert", done, total))
                           if progress else None)
+    link_reduced_data(exp, ref, entry)
     return TaskResult.made(sig, f"{summary.frames} frames → {output.name} "
                            f"({', '.join(summary.entries)})")
+
+
+def link_reduced_data(exp: Experiment, ref: ScanRef, entry: str) -> None:
+    """``/fN/reduced`` of the scan file: links to the reduced data (under the scan
+    file's lock: entries of one scan may be converted at the same time)."""
+    from nxgid.experiment.configuration import rewrite
+    from nxgid.experiment.links import link_reduced
+    from nxgid.experiment.locks import file_lock
+
+    path = exp.scan_file(ref)
+    with file_lock(path), rewrite(path) as root:
+        link_reduced(root[entry], exp.reduced_link(ref, entry), exp.reduced_file(ref, entry))
 
 
 def convert_job(ctx: TaskContext, ref: ScanRef, entry: str, output: Path):
@@ -533,11 +537,10 @@ def _committed_frames(path: Path) -> set[int]:
     """Frames committed in each nxgid entry of a reduced file (one value if complete)."""
     import h5py
 
-    from nxgid.nexus.writer import committed_frames
+    from nxgid.nexus.frames import committed_frames, nxgid_entry_paths
 
     with h5py.File(path, "r") as root:
-        return {committed_frames(root[name]) for name in root
-                if isinstance(root[name], h5py.Group) and "data" in root[name]}
+        return {committed_frames(root[name]) for name in nxgid_entry_paths(root)}
 
 
 def _remove_abandoned_partials(exp: Experiment, output: Path, older_than_s: float) -> None:
@@ -566,7 +569,7 @@ def _preview(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> Tas
         stored = reduced.result(info.name)
         if len(info.axes) != 2:
             continue  # profiles: no picture
-        path = exp.preview_file(ref, entry, info.name)
+        path = exp.preview_file(ref, entry, info.name.rsplit("/", 1)[-1])
         path.parent.mkdir(exist_ok=True)
         if recipe.values.preview == "first":
             result = stored.read(slice(0, 1), errors=False)

@@ -22,6 +22,7 @@ from nxgid.workflow.live.files import (
     _stack_frames,
     _stacked_files,
     _stat_key,
+    select_frames,
 )
 from nxgid.workflow.live.importing import (
     _fingerprint_or_none,
@@ -552,6 +553,7 @@ class LiveReduction:
             SIGNATURE_INPUT,
             InputsMissing,
             convert_job,
+            link_reduced_data,
             recipe_for,
             run_task,
             signature,
@@ -600,7 +602,7 @@ class LiveReduction:
             return
         stop = min(total, done + CHUNK_FRAMES)
         job = convert_job(ctx, ref, entry, output)
-        _select_frames(job, done, stop)
+        select_frames(job, done, stop)
         job.mode = "append" if output.exists() else "create"
         job.provenance = {SIGNATURE_INPUT: sig.digest, "scan": str(ref), "entry": entry,
                           "written_by": "nxgid watch (live mode)"}
@@ -610,6 +612,8 @@ class LiveReduction:
             if self._in_use(ref, entry, output):
                 return  # opened by a reader between the check and the write
             raise
+        if job.mode == "create":  # the scan file reaches the new reduced data
+            link_reduced_data(exp, ref, entry)
         entries = ", ".join(sorted(set(summary.entries.values())))
         if stop < total:
             self._report.more = True
@@ -625,17 +629,3 @@ class LiveReduction:
         self._event("convert", ref, entry, f"converted frames {done}–{stop - 1} → "
                     f"{output.name} ({stop} of {total}; {entries})", frames=summary.frames)
 
-
-def _select_frames(job, start: int, stop: int) -> None:
-    """Narrow a job of all the stack's frames to frames start…stop-1, with its per-frame
-    values (one value for all frames stays as it is)."""
-    def cut(values):
-        if values is None or len(values) == 1:
-            return values
-        return list(values)[start:stop]
-
-    job.frames = f"{start}:{stop}"
-    job.incidence_deg = cut(job.incidence_deg)
-    job.monitor = cut(job.monitor)
-    job.variables = {name: (cut(values), unit) for name, (values, unit)
-                     in job.variables.items()}
