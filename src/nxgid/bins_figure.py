@@ -84,10 +84,13 @@ def compare_default_bins(geometry, sample, frame: np.ndarray, path: str | Path, 
               "after": "now: 90 % of footprints per bin, wider pixels split"}
     for column, label in enumerate(("before", "after")):
         result, holes = results[label]
-        x, y = result.axes
+        y, x = result.axes
         for row in range(rows):
             ax = axes[row][column]
-            ax.imshow(result.intensity[0], origin="lower", aspect="auto", norm=norm,
+            # a bin with no counts is drawn in the lowest colour: white is empty only
+            values = np.where(np.isfinite(result.intensity[0]),
+                              np.maximum(result.intensity[0], norm.vmin), np.nan)
+            ax.imshow(values, origin="lower", aspect="auto", norm=norm,
                       cmap="viridis", interpolation="nearest",
                       extent=(x.start, x.stop, y.start, y.stop))
             ax.set_facecolor("white")

@@ -36,6 +36,7 @@ from nxgid.demo_conversion import (
     ConversionReport,
     check_reduction,
     demo_geometry,
+    validate_outputs,
     write_sample_files,
 )
 from nxgid.demo_live import LiveReport, run_live_step
@@ -96,6 +97,9 @@ class DemoReport:
     timings_s: dict[str, float] = field(default_factory=dict)
     live: LiveReport | None = None
     dask: DaskStep | None = None
+    #: ``nxgid validate`` on every reduced, scan and configuration file: (exit status,
+    #: the lines it printed).
+    validation: tuple[int, list[str]] | None = None
 
 
 def _prepare(directory: Path, overwrite: bool) -> None:
@@ -220,13 +224,24 @@ def build_demo(directory: Path, *, overwrite: bool = False,
         timings["dask"] = time.perf_counter() - start
         with open_database(experiment, site_path=site_file) as database:
             status = scan_status(database)
+
+        say("validation: `nxgid validate` on every reduced, scan and configuration file")
+        outputs = sorted({experiment.reduced_file(row.scan, entry) for row in status
+                          for entry in row.entries} |
+                         {experiment.scan_file(row.scan) for row in status} |
+                         set(experiment.configurations_dir.glob("*.nxs")))
+        validation = validate_outputs(outputs)
+        timings["validation"] = time.perf_counter() - start
+        if validation[0] != 0:
+            raise NxgidError("demo outputs are not valid NeXus: " + "; ".join(
+                line for line in validation[1] if "NOT valid" in line or "[" in line)[:500])
         log.info("demo beamtime ready: %s", report.summary())
     finally:
         detach(handler)
     return DemoReport(directory=directory, site_file=site_file, raw_directory=raw,
                       experiment=experiment, sync=report, status=status,
                       conversion=conversion, setup=setup, timings_s=timings, live=live,
-                      dask=dask)
+                      dask=dask, validation=validation)
 
 
 @dataclass

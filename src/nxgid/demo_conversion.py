@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nxgid.bins_figure import compare_default_bins
 from nxgid.geometry import DetectorGeometry, SampleGeometry
 from nxgid.plot import frame_mean
 
@@ -86,9 +87,10 @@ class ConversionReport:
     spots: list[SpotCheck]
     timings_s: dict[str, float] = field(default_factory=dict)
     corrections: dict = field(default_factory=dict)
-    #: Reduced NeXus files written (and, when the validators are installed, checked).
+    #: Reduced NeXus files written.
     files: list[Path] = field(default_factory=list)
-    validation: dict[str, list[str]] = field(default_factory=dict)
+    #: The default bins against nxgid 0.1's (docs/conversion.md), on the first frame.
+    bins: object | None = None  # nxgid.bins_figure.BinsComparison
     #: What `nxgid reduce` queued (its summary line).
     queued: str = ""
 
@@ -173,14 +175,17 @@ def check_reduction(directory: Path, files: list[Path], first_angle_deg: float,
     variants.update(transmission_results(geometry, corrections))
     previews = write_previews(directory / "previews", {**results, **variants})
     tick = time.perf_counter()
-    validation = validate_files(files)
-    if validation:
-        timings[f"validation of {len(files)} reduced files"] = time.perf_counter() - tick
+    bins = compare_default_bins(geometry, sample, raw_frames[0],
+                                directory / "previews" / "default-bins.png",
+                                corrections=corrections, zoom=((1.1, 1.6), (0.2, 0.6)))
+    previews.append(bins.path)
+    timings["default bins against nxgid 0.1's (coverage checked)"] = \
+        time.perf_counter() - tick
     return ConversionReport(
         poni=poni, previews=previews,
         results={name: r.intensity.shape for name, r in {**results, **variants}.items()},
         spots=spots, timings_s=timings, corrections=corrections.describe(), files=files,
-        validation=validation)
+        bins=bins)
 
 
 def _read_raw(path: Path) -> np.ndarray:
@@ -190,23 +195,15 @@ def _read_raw(path: Path) -> np.ndarray:
     return np.stack([frame for frame, _ in series.iter_frames()])
 
 
-def validate_files(files: list[Path]) -> dict[str, list[str]]:
-    """Problems found by the NeXus validators, per file (empty if valid); nothing when
-    the validators (a development extra) are not installed."""
-    try:
-        from nxgid.nexus.validate import validate
-    except ImportError:
-        return {}
-    from nxgid.errors import NxgidError
+def validate_outputs(paths: list[Path]) -> tuple[int, list[str]]:
+    """``nxgid validate`` on the demo's files, as a user runs it: (exit status, the
+    lines it printed)."""
+    import subprocess
+    import sys
 
-    problems: dict[str, list[str]] = {}
-    for path in files:
-        try:
-            found = validate(path)
-        except NxgidError:  # a validator package is missing
-            return {}
-        problems[str(path)] = [f"{tool}: {p}" for tool, items in found.items() for p in items]
-    return problems
+    done = subprocess.run([sys.executable, "-m", "nxgid.cli.main", "validate",
+                           *map(str, paths)], capture_output=True, text=True, check=False)
+    return done.returncode, (done.stdout + done.stderr).strip().splitlines()
 
 
 def transmission_results(geometry: DetectorGeometry, corrections) -> dict:
@@ -227,9 +224,9 @@ def transmission_results(geometry: DetectorGeometry, corrections) -> dict:
 def check_spots(result, pattern) -> list[SpotCheck]:
     """Centroid of every spot (and its mirror) in the summed map against the truth."""
     summed = frame_mean(result.intensity)
-    qx, qz = (a.centres for a in result.axes)
+    qx, qz = result.x_axis.centres, result.y_axis.centres
     grid_x, grid_z = np.meshgrid(qx, qz)
-    half = (result.axes[0].step / 2, result.axes[1].step / 2)
+    half = (result.x_axis.step / 2, result.y_axis.step / 2)
     checks = []
     for spot in pattern.spots:
         for x0, z0 in spot.centres_A:

@@ -85,16 +85,28 @@ def demo(directory: Path, overwrite: bool) -> None:
             out.print(f"    ({check.q_xy_A:+.3f}, {check.q_z_A:.3f}) Å⁻¹ → "
                       f"({check.found_q_xy_A:+.4f}, {check.found_q_z_A:.4f})"
                       f"{'' if check.ok else '   OUTSIDE half a bin'}")
-        out.print("  reduced NeXus files (open them with h5web, silx, NeXpy or `nxgid show`):")
+        out.print("  reduced NeXus files (open them with h5web, silx, NeXpy, pygid or "
+                  "`nxgid show`):")
         for path in conv.files:
-            problems = conv.validation.get(str(path))
-            verdict = "" if problems is None else \
-                ("  valid NXgid (nexusformat, pynxtools, silx)" if not problems
-                 else f"  {len(problems)} validation problem(s): {problems[0]}")
-            out.print(f"    {path.relative_to(exp.root)}{verdict}")
+            out.print(f"    {path.relative_to(exp.root)}")
+        if conv.bins is not None:
+            (before_shape, before), (after_shape, after) = conv.bins.before, conv.bins.after
+            out.print(f"  default bins: {' × '.join(map(str, after_shape))} with {after} empty "
+                      f"bins in the covered region; nxgid 0.1's "
+                      f"{' × '.join(map(str, before_shape))} had {before}: {conv.bins.path}")
         for step, seconds in conv.timings_s.items():
             out.print(f"  {step}: {seconds:.2f} s")
         out.print(f"  previews: {conv.previews[0].parent}/ ({len(conv.previews)} PNG files)")
+    if report.validation is not None:
+        code, lines = report.validation
+        verdicts = [line for line in lines if ": valid (" in line or "NOT valid" in line]
+        valid = sum(": valid (" in line for line in verdicts)
+        out.print(f"\n`nxgid validate` on the {len(verdicts)} reduced, scan and configuration "
+                  f"files: {valid} valid (nexusformat and pynxtools against NXgid or NXsas, "
+                  f"silx, nxload), exit status {code}")
+        for line in lines:
+            if "NOT valid" in line or line.rstrip().endswith("]"):
+                out.print(f"  {line}", markup=False)
     live = report.live
     if live is not None:
         out.print(f"\nlive mode (`nxgid watch`): {live.scan} measured frame by frame after "
