@@ -8,6 +8,7 @@ the inputs that changed; `scan refresh --all` and `reduce --stale` take the new 
 from __future__ import annotations
 
 import json
+import contextlib
 import os
 import time
 
@@ -98,9 +99,18 @@ def test_opening_files_read_write_or_touching_them_makes_nothing_stale(site_file
     hdf5 = [p for p in exp.root.rglob("*") if p.is_file() and p.suffix in (".h5", ".nxs")]
     assert {p.name for p in hdf5} >= {"f1.h5", "f1_reduced.nxs", "gid.nxs",
                                       "film_s001.nxs"}
+    from nexusformat.nexus import nxload
+    from nexusformat.nexus.validate import validate_file
+    from silx.io import open as silx_open
+
     for path in hdf5:
         with h5py.File(path, "r+") as handle:
             handle.attrs.get("NX_class")
+        nxload(str(path), "rw").close()  # NeXpy's way, read-write
+        with silx_open(str(path)) as handle:  # silx view
+            list(handle)
+    with contextlib.chdir(exp.scan_file(beamtime.scans[0]).parent):
+        validate_file(str(exp.scan_file(beamtime.scans[0])))  # nxcheck: opens it r+
     later = time.time() + 3600
     for path in exp.root.rglob("*"):
         if path.is_file() and "nxdatabase" not in path.name:

@@ -48,12 +48,14 @@ def validate(files: tuple[Path, ...], definitions: Path | None) -> None:
     for path in files:
         problems = check(path)
         found = [(tool, problem) for tool, items in problems.items() for problem in items]
+        # one line each, never wrapped: a line per problem is the contract
         for tool, problem in found:
-            out.print(f"{path}: {problem} [{tool}]", markup=False, highlight=False)
+            one_line = " ".join(problem.split())
+            click.echo(f"{path}: {one_line} [{tool}]")
         if found:
             invalid += 1
-            out.print(f"{path}: NOT valid, {len(found)} problem(s)")
+            click.echo(f"{path}: NOT valid, {len(found)} problem(s)")
         else:
-            out.print(f"{path}: valid ({', '.join(problems)})")
+            click.echo(f"{path}: valid ({', '.join(problems)})")
     if invalid:
         sys.exit(1)
