@@ -259,3 +259,20 @@ def test_a_long_series_converts_in_constant_memory(tmp_path):
     short, long = peak_mb("0:40", "short.nxs"), peak_mb("0:200", "long.nxs")
     frame_mb = 200 * 240 * 4 / 1e6
     assert long < short + 2 * frame_mb, (short, long)  # 160 more frames: ~0 more memory
+
+
+def test_too_many_bins_are_refused_with_one_line_and_allowed_when_asked(series, tmp_path,
+                                                                         nxgid):
+    folder, _, _ = series
+    out = tmp_path / "huge.nxs"
+    args = ["convert", str(folder / "series.edf"), "--poni", str(folder / "det.poni"),
+            "--incidence", "0.15", "--bins", "q_xy=3000", "--bins", "q_z=2000",
+            "--pixel-splitting", "none", "--frames", "0:1", "-o", str(out)]
+    refused = nxgid(args)
+    assert refused.exit_code == 2 and not out.exists()
+    line = refused.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("error: img_gid_q: ")
+    assert "6 M bins per frame" in line and "--max-bins" in line
+    allowed = nxgid([*args, "--max-bins", "6M"])
+    assert allowed.exit_code == 0, allowed.output
+    assert NexusFile(out).result("img_gid_q").shape == (1, 2000, 3000)

@@ -400,3 +400,27 @@ def test_analysis_tables_grow_in_one_group(tmp_path, geometry, frames):
     with h5py.File(path) as f:  # one table, not one group per frame
         assert list(f["img_gid_q/analysis"]) == ["peaks"]
     assert validate(path) == {key: [] for key in validate(path)}
+
+
+def test_a_missing_compression_filter_is_named(tmp_path, geometry, frames):
+    """A reader without bitshuffle gets an error naming it (h5py only names a plugin
+    folder); the default, gzip, needs no plugin at all."""
+    import hdf5plugin
+
+    path = tmp_path / "bitshuffle.nxs"
+    converter = _converter(geometry)
+    with NexusWriter(path, _metadata(geometry), compression="bitshuffle-lz4") as writer:
+        writer.write(converter.convert(frames[:2]))
+    h5py.h5z.unregister_filter(32008)
+    try:
+        with pytest.raises(NxgidError) as caught:
+            NexusFile(path).load("img_gid_q")
+        message = str(caught.value)
+        assert "bitshuffle" in message and "32008" in message and "hdf5plugin" in message
+        assert "\n" not in message
+        gzip = tmp_path / "gzip.nxs"
+        _write(gzip, geometry, frames[:2])
+        assert NexusFile(gzip).load("img_gid_q").frames == 2  # no plugin needed
+    finally:
+        hdf5plugin.register(filters=("bshuf",), force=True)
+    assert NexusFile(path).load("img_gid_q").frames == 2

@@ -7,8 +7,8 @@ the inputs that changed; `scan refresh --all` and `reduce --stale` take the new 
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 import os
 import time
 

@@ -384,9 +384,9 @@ class StoredResult:
                 unique, inverse = np.unique(selection, return_inverse=True)
                 return dataset[unique][inverse]  # h5py wants increasing indices
 
-            intensity = read(data[self.name])
-            error_values = read(data[self.name + nx.ERRORS_SUFFIX]) \
-                if errors and self.has_errors else None
+            intensity = _decoded(read, data[self.name], self.file.path)
+            error_values = _decoded(read, data[self.name + nx.ERRORS_SUFFIX],
+                                    self.file.path) if errors and self.has_errors else None
             frame_values = {"monitor": read(data[nx.FRAME_MONITOR])}
             if nx.FRAME_INCIDENCE_LINK in data:  # grazing incidence only
                 frame_values["incidence_angle_deg"] = read(data[nx.FRAME_INCIDENCE_LINK])
@@ -408,6 +408,36 @@ class StoredResult:
     def __repr__(self) -> str:
         return (f"StoredResult({self.name!r}, entry={self.entry!r}, frames={self.frames}, "
                 f"shape={self.shape})")
+
+
+def missing_filters(dataset) -> list[str]:
+    """The compression filters of *dataset* this HDF5 library cannot decode, by the name
+    the file gives them (e.g. ``bitshuffle; see https://github.com/kiyo-masui/bitshuffle``)
+    and number."""
+    import h5py
+
+    plist = dataset.id.get_create_plist()
+    missing = []
+    for index in range(plist.get_nfilters()):
+        code, _flags, _values, name = plist.get_filter(index)
+        if not h5py.h5z.filter_avail(code):
+            label = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+            missing.append(f"{label or 'unnamed'} (HDF5 filter {code})")
+    return missing
+
+
+def _decoded(read, dataset, path: Path):
+    """*read(dataset)*, or an error naming the compression filter that is missing (h5py
+    only says it cannot open a plugin directory)."""
+    try:
+        return read(dataset)
+    except OSError as exc:
+        missing = missing_filters(dataset)
+        if not missing:
+            raise
+        raise NxgidError(f"{path}: {dataset.name} is compressed with {', '.join(missing)}, "
+                         f"which this HDF5 cannot decode: pip install hdf5plugin and import "
+                         f"it before reading ({str(exc).splitlines()[0]})") from None
 
 
 def _selection(frames, n: int):

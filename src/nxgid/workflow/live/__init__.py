@@ -53,12 +53,11 @@ during steps that must not stop half-way).
 
 from nxgid.workflow.live.events import LiveEvent, LiveSummary, PassReport
 from nxgid.workflow.live.files import _reduced_frames
-from nxgid.workflow.live.loop import watch
+from nxgid.workflow.live.loop import parse_selections, watch
 from nxgid.workflow.live.reduction import (
     CHUNK_FRAMES,
     UNREADABLE_WARNING_S,
     LiveReduction,
-    parse_selections,
 )
 from nxgid.workflow.live.watcher import CHANGE_EVENTS, RawWatcher
 

@@ -8,14 +8,31 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nxgid.errors import NxgidError
+from nxgid.errors import MissingError, NxgidError
 from nxgid.experiment.layout import Experiment
 from nxgid.workflow.live.events import LiveEvent, LiveSummary, PassReport
-from nxgid.workflow.live.reduction import LiveReduction, parse_selections
+from nxgid.workflow.live.reduction import LiveReduction
 from nxgid.workflow.live.watcher import RawWatcher
 
 log = logging.getLogger("nxgid.live")
 
+
+
+def parse_selections(experiment: Experiment, texts: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``SAMPLE`` or ``SAMPLE/LABEL`` → (sample, label or None); each must exist."""
+    chosen: list[tuple[str, str | None]] = []
+    for text in texts:
+        sample, _, label = text.strip().strip("/").partition("/")
+        if not sample or "/" in label:
+            raise NxgidError(f"{text!r}: expected SAMPLE or SAMPLE/LABEL")
+        if not experiment.sample_dir(sample).is_dir():
+            raise MissingError(f"sample {sample!r} does not exist: create it with "
+                               f"`nxgid sample new {sample} LABEL`")
+        if label and not experiment.label_dir(sample, label).is_dir():
+            raise MissingError(f"{sample}/{label} does not exist: create it with "
+                               f"`nxgid sample new {sample} {label}`")
+        chosen.append((sample, label or None))
+    return chosen
 
 def watch(experiment: Experiment, effective, *, configuration: str,
           beamline: str | None = None, selections: Sequence[str] = (), poll: bool = False,

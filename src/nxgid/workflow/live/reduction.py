@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nxgid.beamlines.base import BeamLine, RawScan
-from nxgid.errors import MissingError, NxgidError
+from nxgid.errors import NxgidError
 from nxgid.experiment.layout import Experiment, ScanRef, Selection
 from nxgid.experiment.logbook import scan_extra
 from nxgid.workflow.live.events import LiveEvent, PassReport, _one_line
@@ -42,23 +42,6 @@ log = logging.getLogger("nxgid.live")
 CHUNK_FRAMES = 256
 #: A file that stays unreadable this long (seconds, at least) is reported as a warning.
 UNREADABLE_WARNING_S = 60.0
-
-
-def parse_selections(experiment: Experiment, texts: Sequence[str]) -> list[tuple[str, str | None]]:
-    """``SAMPLE`` or ``SAMPLE/LABEL`` → (sample, label or None); each must exist."""
-    chosen: list[tuple[str, str | None]] = []
-    for text in texts:
-        sample, _, label = text.strip().strip("/").partition("/")
-        if not sample or "/" in label:
-            raise NxgidError(f"{text!r}: expected SAMPLE or SAMPLE/LABEL")
-        if not experiment.sample_dir(sample).is_dir():
-            raise MissingError(f"sample {sample!r} does not exist: create it with "
-                               f"`nxgid sample new {sample} LABEL`")
-        if label and not experiment.label_dir(sample, label).is_dir():
-            raise MissingError(f"{sample}/{label} does not exist: create it with "
-                               f"`nxgid sample new {sample} {label}`")
-        chosen.append((sample, label or None))
-    return chosen
 
 
 class LiveReduction:
