@@ -205,7 +205,14 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
                                                                       295.3])
     assert [layer.material for layer in reduced.sample().layers] == \
         ["pentacene", "silicon oxide", "silicon"]
-    assert result.stdout.count("valid NXgid (nexusformat, pynxtools, silx)") == 6
+    said = " ".join(result.stdout.split())  # as printed, without the console's wrapping
+    # every output validated by `nxgid validate`: 7 reduced, 7 scan files, 1 configuration
+    assert "`nxgid validate` on the 15 reduced, scan and configuration files: 15 valid" \
+        in said and "exit status 0" in said
+    # the default bins against the old moiré, in one picture
+    bins_png = tmp_path / "demo" / "previews" / "default-bins.png"
+    assert bins_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "with 0 empty bins in the covered region" in said
     hot = NexusFile(exp.reduced_file(ScanRef("pentacene-SiO2", "as-grown", "s005"), "f1"))
     assert list(hot.load("img_gid_q").frame_values["temperature"]) == pytest.approx(
         [340.0, 340.1, 340.2, 340.3])
@@ -223,7 +230,6 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert grown.frames == 4
     assert list(grown.frame_values["temperature"]) == pytest.approx([360.0, 360.1, 360.2,
                                                                      360.3])
-    said = " ".join(result.stdout.split())  # as printed, without the console's wrapping
     assert "the reduced file grew to [1, 2, 3, 4] frames as they landed" in said
     assert "1 task(s) queued on 1 scan(s), 2 up to date" in said
     # a recipe change for P3HT-blend made its conversion stale; redone on a Dask cluster
