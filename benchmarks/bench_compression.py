@@ -7,8 +7,8 @@ every candidate filter, and measures the write time, the size and the read time.
 Readability is checked by really reading: plain h5py in a fresh process without
 hdf5plugin (what pygid and the mlgid tools have unless something else imports it),
 h5py with hdf5plugin, and h5wasm (the HDF5 library under H5Web) when Node.js and the npm
-package are available (``npm install h5wasm`` in a folder given as --h5wasm DIR; the reading script is
-copied there).
+package are available (``npm install h5wasm`` in a folder given as --h5wasm DIR; the
+reading script is copied there).
 
     .venv/bin/python benchmarks/bench_compression.py [--frames 16] [--h5wasm DIR]
 """

@@ -430,12 +430,20 @@ def bench_nxgid(stack: np.ndarray, workdir: Path, repeat: int, cold_repeat: int)
     add(Row("nxgid", f"polar map, warm, {n}-frame stack (errors)",
             timed(lambda: polar.convert(stack), repeat, n)))
     polar.errors = False
-    pol_frame0 = polar.convert(stack[0])["img_gid_pol"]
     gc.collect()
 
     breakdown(converter, stack, repeat)
-    converter.errors = False
-    return {"q": converter.convert(stack[0])["img_gid_q"], "pol": pol_frame0}
+    # the default splits the pixels wider than a bin (pixel_splitting "auto"); whole
+    # pixels are what pyFAI's "no"-split csr computes: timed, and compared with it
+    whole = Converter(geometry, sample, [q_spec()], errors=False, pixel_splitting="none")
+    whole.convert(stack[:2])
+    INFO["nxgid_map_entries_whole_pixels"] = int(whole.binmaps()["img_gid_q"].pixels.size)
+    add(Row("nxgid", f"q map, warm, {n}-frame stack (no errors, whole pixels)",
+            timed(lambda: whole.convert(stack), repeat, n)))
+    whole_polar = Converter(geometry, sample, [pol_spec()], errors=False,
+                            pixel_splitting="none")
+    return {"q": whole.convert(stack[0])["img_gid_q"],
+            "pol": whole_polar.convert(stack[0])["img_gid_pol"]}
 
 
 def parts(runs: list[dict]) -> dict:
