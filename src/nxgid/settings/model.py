@@ -394,13 +394,9 @@ class ReductionSettings(Section):
     def _splitting_from_boolean(cls, value: Any) -> Any:
         # schema 2 had a boolean: true split every pixel, false none
         text = str(value).strip().lower()
-        if isinstance(value, bool):
-            return "all" if value else "none"
-        if text in {"1", "true", "t", "yes", "y", "on"}:
-            return "all"
-        if text in {"0", "false", "f", "no", "n", "off"}:
-            return "none"
-        return text
+        words = {**dict.fromkeys(("1", "true", "t", "yes", "y", "on"), "all"),
+                 **dict.fromkeys(("0", "false", "f", "no", "n", "off"), "none")}
+        return words.get(text, text)
     max_bins: int = Field(4_000_000, ge=1,
                           description="most bins per frame a result may have")
     errors: bool = Field(True, description="propagate Poisson variance into errors")
