@@ -266,3 +266,16 @@ def test_rms_is_the_2theta_residual_of_the_control_points(calibrated):
     residual = integrator.tth(points[:, 0], points[:, 1]) - rings
     assert calibrated.rms_2theta_deg == pytest.approx(
         math.degrees(math.sqrt(np.mean(residual**2))), rel=1e-9)
+
+
+def test_a_calibration_where_nxgid_0_1_put_it_is_still_found(tmp_path):
+    poni = tmp_path / "a.poni"
+    export_poni(geometry(), poni)
+    with h5py.File(tmp_path / "old.nxs", "w") as handle:
+        entry = handle.create_group("entry")
+        entry.create_group("instrument")
+        write_calibration(entry, import_poni(poni), None)
+        handle.move("entry/calibration", "entry/instrument/calibration")  # 0.1's place
+        assert read_calibration(entry).matches(geometry())
+        write_calibration(entry, import_poni(poni), None)  # rewritten where it belongs
+        assert "calibration" in entry and "calibration" not in entry["instrument"]

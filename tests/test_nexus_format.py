@@ -424,3 +424,57 @@ def test_a_missing_compression_filter_is_named(tmp_path, geometry, frames):
     finally:
         hdf5plugin.register(filters=("bshuf",), force=True)
     assert NexusFile(path).load("img_gid_q").frames == 2
+
+
+def _with_exit(geometry, q_bins, exit_bins):
+    return _converter(geometry, [TargetSpec("img_gid_q", bins={"q_xy": q_bins, "q_z": 60}),
+                                 TargetSpec("img_gid_exit", bins={"ang_gid_inplane": exit_bins,
+                                                                  "ang_gid_exit": 40})])
+
+
+def test_results_pygid_lacks_stay_with_the_entry_of_their_frames(tmp_path, geometry,
+                                                                 frames):
+    """An exit map goes with the pygid entry of its block; names stay unique in the
+    file, so the scan file's links and the previews (named by result) never collide."""
+    path = tmp_path / "film.nxs"
+    first = _with_exit(geometry, 120, 50)
+    with NexusWriter(path, _metadata(geometry)) as writer:
+        writer.write(first.convert(frames[:2]))
+    other = _with_exit(geometry, 100, 30)  # both change: new q entry, new exit map
+    with NexusWriter(path, _metadata(geometry), mode="append") as writer:
+        placed = writer.write(other.convert(frames[2:4]))
+    assert placed == {"img_gid_q": "img_gid_q_2",
+                      "img_gid_exit": "img_gid_q_2/other_results/img_gid_exit_2"}
+    with NexusWriter(path, _metadata(geometry), mode="append") as writer:
+        placed = writer.write(first.convert(frames[4:6]))  # the first configuration again
+    assert placed == {"img_gid_q": "img_gid_q",
+                      "img_gid_exit": "img_gid_q/other_results/img_gid_exit"}
+    names = [e.name for e in NexusFile(path).entries()]
+    assert len({name.rsplit("/", 1)[-1] for name in names}) == len(names) == 4
+    assert NexusFile(path).load("img_gid_q/other_results/img_gid_exit").frames == 4
+
+
+def test_a_failed_block_takes_back_its_nested_results_and_times(tmp_path, geometry, frames,
+                                                               monkeypatch):
+    from datetime import UTC, datetime
+
+    path = tmp_path / "film.nxs"
+    with NexusWriter(path, _metadata(geometry)) as writer:
+        writer.write(_with_exit(geometry, 120, 50).convert(frames[:2]))
+    with h5py.File(path) as f:
+        end = f["img_gid_q/end_time"][()]
+    # the same q map (appended) with another exit map (a new nested entry) …
+    mixed = _converter(geometry, [TargetSpec("img_gid_q", bins={"q_xy": 120, "q_z": 60}),
+                                  TargetSpec("img_gid_exit", bins={"ang_gid_inplane": 30,
+                                                                   "ang_gid_exit": 40})])
+    later = [datetime(2030, 1, 1, tzinfo=UTC)] * 2
+    _failing_after(monkeypatch, 9)  # … failing in the exit map, after the q map grew
+    with pytest.raises(RuntimeError, match="injected"), \
+            NexusWriter(path, _metadata(geometry), mode="append") as writer:
+        writer.write(mixed.convert(frames[2:4]),
+                     FrameBlock(files=["a", "b"], numbers=[2, 3], times=later))
+    with h5py.File(path) as f:
+        assert sorted(f) == ["img_gid_q"]
+        assert list(f["img_gid_q/other_results"]) == ["img_gid_exit"]
+        assert f["img_gid_q/end_time"][()] == end  # not moved by the failed block
+        assert {d.shape[0] for d in writer_module.frame_datasets(f["img_gid_q"])} == {2}

@@ -455,7 +455,7 @@ def test_migrates_schema_1_correction_switches(tmp_path, caplog):
     assert "unknown key" not in caplog.text
     file.write()
     text = path.read_text()
-    assert f"[schema]\nversion = {SCHEMA_VERSION}" in text and SCHEMA_VERSION == 2
+    assert f"[schema]\nversion = {SCHEMA_VERSION}" in text and SCHEMA_VERSION == 3
     assert "corrections = polarization, lorentz=gid" in text
     assert "solid_angle = " not in text and "lorentz = " not in text
 

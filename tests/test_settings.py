@@ -361,3 +361,29 @@ def test_docs_list_every_key_with_its_default():
         assert f"### `[{section}]`" in docs
         for key, default in values.items():
             assert f"| `{key}` | `{default or '(empty)'}` |" in docs, (section, key)
+
+
+def test_schema_2_defaults_become_schema_3_defaults(tmp_path, caplog):
+    """Schema 2 files hold every key with its default: its whole-pixel binning and
+    bitshuffle compression were defaults, not choices; override sections were choices."""
+    import logging
+
+    from nxgid.settings.store import SettingsFile
+
+    path = tmp_path / "settings.ini"
+    path.write_text("[schema]\nversion = 2\n[reduction]\npixel_splitting = false\n"
+                    "compression = bitshuffle-lz4\nerrors = true\n"
+                    "[reduction film]\npixel_splitting = false\n")
+    with caplog.at_level(logging.WARNING, logger="nxgid"):
+        file = SettingsFile.read(path)
+    assert file.read_version == 2 and file.needs_upgrade
+    assert file.values["reduction"]["pixel_splitting"] == "auto"
+    assert file.values["reduction"]["compression"] == "gzip"
+    assert file.values["reduction film"]["pixel_splitting"] == "false"  # chosen: kept
+    assert "schema 2's default" in caplog.text
+    chosen = tmp_path / "chosen.ini"
+    chosen.write_text("[schema]\nversion = 2\n[reduction]\npixel_splitting = true\n"
+                      "compression = none\n")
+    kept = SettingsFile.read(chosen).values["reduction"]
+    assert kept == {"pixel_splitting": "true", "compression": "none"}
+    assert SCHEMA_VERSION == 3

@@ -503,14 +503,25 @@ def _put(group: Any, name: str, value: Any, units: str | None = None, **options:
         dataset.attrs["units"] = units
 
 
+def calibration_group(entry: Any) -> Any | None:
+    """The ``calibration`` of the NXentry *entry* (or, in files of nxgid before 0.2,
+    of its NXinstrument), or None."""
+    for path in ("calibration", "instrument/calibration"):
+        group = entry.get(path)
+        if group is not None:
+            return group
+    return None
+
+
 def write_calibration(entry: Any, result: CalibrationResult, image: np.ndarray | None,
                       *, image_file: str | None = None) -> None:
     """Create or replace ``calibration`` in the NXentry group *entry*."""
     import h5py
     import pyFAI
 
-    if "calibration" in entry:
-        del entry["calibration"]
+    for path in ("calibration", "instrument/calibration"):
+        if path in entry:
+            del entry[path]
     group = entry.create_group("calibration")
     group.attrs["NX_class"] = "NXprocess"
     config = result.geometry.config()
@@ -546,9 +557,9 @@ def write_calibration(entry: Any, result: CalibrationResult, image: np.ndarray |
 
 def read_calibration(entry: Any, *, with_image: bool = True) -> CalibrationRecord | None:
     """``calibration`` of the NXentry *entry*, or None if there is none."""
-    if "calibration" not in entry:
+    group = calibration_group(entry)
+    if group is None:
         return None
-    group = entry["calibration"]
     refinement = group["refinement"]
     rms = refinement.get("residual_rms_2theta")
     image = group["image"][()] if with_image and "image" in group else None

@@ -14,16 +14,21 @@ from nxgid.errors import ExistsError, NxgidError
 def _calibrated(path: Path) -> bool:
     import h5py
 
+    from nxgid.calibration import calibration_group
+
     with h5py.File(path, "r") as root:
-        return "calibration" in root["entry"]
+        return calibration_group(root["entry"]) is not None
 
 
 def calibration_image(path: Path) -> np.ndarray | None:
     """The powder image stored with the configuration's calibration, if any."""
     import h5py
 
+    from nxgid.calibration import calibration_group
+
     with h5py.File(path, "r") as root:
-        item = root.get("entry/calibration/image")
+        group = calibration_group(root["entry"])
+        item = None if group is None else group.get("image")
         return None if item is None else item[()]
 
 

@@ -48,7 +48,7 @@ RESULT_NAMES: tuple[str, ...] = (*MAP_RESULTS, *PROFILE_RESULTS)
 
 #: The results pygid 0.2.20's reader knows. It rejects a whole file when any top-level
 #: group is not one of them, so nxgid's other results (exit-angle maps) are nested in
-#: the collection :data:`OTHER_RESULTS` of the file's first pygid entry.
+#: the collection :data:`OTHER_RESULTS` of the pygid entry converted from the same frames.
 PYGID_RESULTS: frozenset[str] = frozenset(RESULT_NAMES) - {"img_gid_exit"}
 
 # --- the nxgid NeXus format (see docs/nexus-format.md) ------------------------------
@@ -67,6 +67,10 @@ DETECTOR = "detector"
 SAMPLE = "sample"
 PROCESS = "process"
 ANALYSIS = "analysis"
+
+#: Where a raw stack (``<scan>/fN.h5``, made by nxgid.stack or linked by an import)
+#: holds its detector frames; scan files link it from their entries ``fN``.
+RAW_STACK_DATA = "/entry/data/data"
 
 #: The frame axis of every stacked result (pygid's name, so mlgid tools read it).
 FRAME_AXIS = "frame_ind"

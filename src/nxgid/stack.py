@@ -58,7 +58,7 @@ from nxgid.nexus.writer import (
     truncate_frames,
 )
 
-DATA_PATH = "/entry/data/data"
+DATA_PATH = nx.RAW_STACK_DATA
 FRAME_NUMBER = "frame_number"
 SOURCE_FILE = "source_file"
 INPUTS_NOTE = "nxgid_stack_inputs"

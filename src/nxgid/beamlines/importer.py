@@ -126,6 +126,7 @@ def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLo
 
     from nxgid.experiment.configuration import rewrite
     from nxgid.experiment.links import link_raw_stack
+    from nxgid.experiment.locks import file_lock
     from nxgid.experiment.scans import new_scan
     from nxgid.nexus.h5 import nx_field, nx_group
     from nxgid.stack import stack_images
@@ -140,7 +141,7 @@ def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLo
             _link_stack(target, Path(files[0]))
         else:
             stack_images([str(f) for f in files], target, overwrite=overwrite)
-    with rewrite(path) as root:
+    with file_lock(path), rewrite(path) as root:  # live mode may edit it meanwhile
         record = nx_group(root["entry"], IMPORT_GROUP, "NXcollection")
         nx_field(record, "beamline", beamline.name)
         nx_field(record, "fingerprint", print_)

@@ -44,6 +44,11 @@ def validate(files: tuple[Path, ...], definitions: Path | None) -> None:
         if definitions is None:
             raise NxgidError("give NeXus files to validate (or --definitions FOLDER)")
         return
+    from nxgid.errors import MissingError
+
+    for path in files:  # bad input first: nothing is checked when a file is missing
+        if not path.is_file():
+            raise MissingError(f"{path}: no such file")
     invalid = 0
     for path in files:
         problems = check(path)

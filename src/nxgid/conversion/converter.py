@@ -182,6 +182,10 @@ class Converter:
                 self.targets = cached
                 return
         self.targets = self._resolve_targets(specs, angles)
+        # the coordinates of every angle were needed for the ranges; keep only those of
+        # the first (its maps come first), the others are computed again with their maps
+        first = float(angles[0])
+        self._footprints = {a: f for a, f in self._footprints.items() if a == first}
         if self._cache is not None:
             self._cache.save_targets(self._cache_key, self.targets)
 
@@ -267,6 +271,7 @@ class Converter:
             cached = self._cache.load_maps(self._cache_key, angle, self.targets)
             if cached is not None:
                 self._maps[angle] = cached
+                self._footprints.pop(angle, None)
         if angle not in self._maps:
             fp = self.footprints(angle)
             norm = np.ones(self.geometry.shape)

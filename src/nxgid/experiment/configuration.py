@@ -349,7 +349,7 @@ def read_configuration(path: Path) -> dict:
             "distance_mm": float(det["distance"][()]) * 1e3,
             "beam_center_mm": (float(det["beam_center_x"][()]) * 1e3,
                                float(det["beam_center_y"][()]) * 1e3),
-            "calibrated": "calibration" in entry,
+            "calibrated": "calibration" in entry or "calibration" in entry["instrument"],
             "masked_pixels": int(np.count_nonzero(det["pixel_mask"][()] & 0xFFFF))
             if "pixel_mask" in det else 0,
             "positions": [],

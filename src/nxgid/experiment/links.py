@@ -24,9 +24,6 @@ import numpy as np
 from nxgid.experiment.layout import REDUCED_LINK as REDUCED
 from nxgid.nexus.h5 import nx_group
 
-#: Where the raw frames are in a raw stack (nxgid.stack writes them there).
-RAW_DATASET = "/entry/data/data"
-
 
 def _nxdata(group) -> None:
     group.attrs["NX_class"] = "NXdata"
@@ -62,7 +59,9 @@ def link_raw_stack(entry, filename: str) -> None:
     file), replacing the placeholder."""
     import h5py
 
-    link = h5py.ExternalLink(filename, RAW_DATASET)
+    from nxgid.nexus_names import RAW_STACK_DATA
+
+    link = h5py.ExternalLink(filename, RAW_STACK_DATA)
     data = nx_group(entry, "data", "NXdata")
     detector = entry.require_group("instrument/detector")
     for group in (data, detector):

@@ -156,7 +156,7 @@ def _entry_status(root, path: Path, name: str, shape, raw_link: str) -> EntrySta
     the entry already links another) is there, readable and of the detector's shape."""
     import h5py
 
-    from nxgid.experiment.links import RAW_DATASET
+    from nxgid.nexus_names import RAW_STACK_DATA
 
     link = root[name]["data"].get("data", getlink=True)
     filename = link.filename if isinstance(link, h5py.ExternalLink) else raw_link
@@ -165,7 +165,7 @@ def _entry_status(root, path: Path, name: str, shape, raw_link: str) -> EntrySta
         return EntryStatus(name, filename, "missing")
     try:
         with h5py.File(target, "r") as stack:
-            frames_shape = stack[RAW_DATASET].shape
+            frames_shape = stack[RAW_STACK_DATA].shape
     except (KeyError, OSError) as exc:
         return EntryStatus(name, filename, f"unreadable ({str(exc).splitlines()[0]})")
     good = shape is None or tuple(frames_shape[-2:]) == tuple(shape)

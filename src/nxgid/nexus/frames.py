@@ -8,8 +8,8 @@ committed frame also has its group ``data/analysis/frameNNNNN``, where pygid and
 mlgid tools store their per-frame peak tables.
 
 Where the entries of a file are: :func:`nxgid_entry_paths` — the top-level NXgid
-entries and the results pygid does not know, nested in the first one's
-``other_results`` collection (see docs/nexus-format.md).
+entries and the results pygid does not know, nested in the ``other_results``
+collection of the entry converted from the same frames (see docs/nexus-format.md).
 """
 
 from __future__ import annotations

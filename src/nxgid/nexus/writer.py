@@ -268,6 +268,7 @@ class NexusWriter:
         default = self._file.attrs.get("default")
         targets: dict = {}
         previous: dict[str, int] = {}
+        times: dict[str, tuple[str, str]] = {}
         try:
             # pygid's results first: an entry of theirs hosts the others of the block
             host = None
@@ -278,6 +279,9 @@ class NexusWriter:
                     host = targets[name]
             previous = {entry.name: entry[nx.DATA][nx.FRAME_AXIS].shape[0]
                         for entry in targets.values()}
+            times = {entry.name: (read_text(entry["start_time"]),
+                                  read_text(entry["end_time"]))
+                     for entry in targets.values()}
             for name, result in results.items():
                 append(targets[name], result, frames, self._compression)
             self._file.flush()
@@ -291,6 +295,9 @@ class NexusWriter:
             for entry in targets.values():
                 if entry.name.lstrip("/") in existing:
                     truncate_frames(entry, previous.get(entry.name, committed_frames(entry)))
+                    for key, value in zip(("start_time", "end_time"),
+                                          times.get(entry.name, ()), strict=False):
+                        entry[key][()] = value
             for path in sorted(set(nxgid_entry_paths(self._file)) - existing, reverse=True):
                 del self._file[path]
             for entry in self._file.values():  # collections left empty
@@ -342,23 +349,33 @@ class NexusWriter:
         attrs["h5py_version"] = h5py.version.version
 
     def _entry_for(self, result: Result, host=None):
-        """The entry this result appends to, created if none matches; a result pygid
-        does not know is created in *host*'s ``other_results`` (when there is a host)."""
+        """The entry this result appends to, created if none matches. A result pygid
+        does not know goes to the ``other_results`` of *host* (the block's first pygid
+        entry: converted from the same frames) when there is one, and matches only the
+        results kept there; names are unique in the file (``img_gid_exit_2``)."""
         signature = conversion_signature(result.process)
-        for path in nxgid_entry_paths(self._file):
+        paths = nxgid_entry_paths(self._file)
+        nested = result.name not in nx.PYGID_RESULTS and host is not None
+        if nested:
+            prefix = f"{host.name.strip('/')}/{nx.OTHER_RESULTS}/"
+            candidates = [path for path in paths if path.startswith(prefix)]
+        else:
+            candidates = [path for path in paths if "/" not in path]
+        for path in candidates:
             entry = self._file[path]
             if compatible(entry, result, signature):
                 return entry
-        parent, nested = self._file, False
-        if result.name not in nx.PYGID_RESULTS and host is not None:
-            parent, nested = nx_group(host, nx.OTHER_RESULTS, "NXcollection"), True
+        parent = self._file
+        if nested:
+            parent = nx_group(host, nx.OTHER_RESULTS, "NXcollection")
             parent.attrs["description"] = (
                 "results pygid's reader does not know (it rejects a file with any other "
                 "top-level entry): their data and conversion record; the instrument and "
                 "sample are this entry's")
+        taken = {path.rsplit("/", 1)[-1] for path in paths} | set(self._file)
         base = result.name
         name, suffix = base, 1
-        while name in parent:
+        while name in taken:
             suffix += 1
             name = f"{base}_{suffix}"
         entry = create_entry(parent, name, result, self.metadata, signature,

@@ -29,7 +29,7 @@ from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS, RESULT_NAMES, SOURCE
 #: Version of the settings layout written by this nxgid, migrated on read from older ones:
 #: 0 is NXRefine's layout (sections ``nxrefine`` / ``nxreduce``, keys without units);
 #: 1 had one boolean ``[reduction]`` key per correction instead of ``corrections``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Database URL schemes nxgid supports (SQLAlchemy dialect+driver names).
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "mysql+pymysql",

@@ -31,6 +31,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from nxgid.errors import ExistsError, InvalidNameError, SettingsError
+from nxgid.settings.migration import (
+    OVERRIDE_SECTION,
+    SCHEMA_SECTION,
+    migrate,
+    schema_version,
+    warn_once,
+)
 from nxgid.settings.model import (
     SCHEMA_VERSION,
     SECTIONS,
@@ -44,38 +51,8 @@ from nxgid.settings.model import (
 log = logging.getLogger("nxgid.settings")
 
 SETTINGS_FILENAME = "settings.ini"
-SCHEMA_SECTION = "schema"
 EXPERIMENT_SECTION = "experiment"
 HOME_ENV = "NXGID_HOME"
-#: The section that override sections ``[reduction SCOPE]`` refine.
-OVERRIDE_SECTION = "reduction"
-
-#: NXRefine (schema 0) section and key names -> nxgid (schema 1).
-_V0_SECTIONS = {"nxrefine": "configuration", "nxreduce": "reduction"}
-_V0_KEYS = {
-    "configuration": {
-        "wavelength": "wavelength_A", "distance": "distance_mm", "phi": "phi_start_deg",
-        "phi_end": "phi_end_deg", "phi_step": "phi_step_deg", "chi": "chi_deg",
-        "omega": "omega_deg", "theta": "theta_deg", "x": "detector_x_mm",
-        "y": "detector_y_mm", "frame_rate": "frame_rate_hz",
-    },
-    "server": {"cores": "workers"},
-}
-
-#: Schema 1 had one boolean [reduction] key per correction; schema 2 has ``corrections``.
-#: Key -> item of ``corrections``; schema 1's defaults for keys a file does not hold.
-_V1_CORRECTIONS = {"solid_angle": "solid_angle", "polarization": "polarization",
-                   "lorentz": "lorentz=gid"}
-_V1_DEFAULTS = {"solid_angle": True, "polarization": True}
-#: Corrections schema 1 switched on without their parameters: dropped, with the item to set.
-_V1_DROPPED = {"air_absorption": "air=L_m[:OFFSET_m]",
-               "sensor_efficiency": "sensor=L_m[:THICKNESS_m]",
-               "film_absorption": "film=THICKNESS_m:L_m",
-               "refraction": "refraction=ALPHA_C_DEG"}
-_V1_KEYS = (*_V1_CORRECTIONS, *_V1_DROPPED)
-_BOOLEANS = {"1": True, "true": True, "t": True, "yes": True, "y": True, "on": True,
-             "0": False, "false": False, "f": False, "no": False, "n": False, "off": False}
-
 
 def parse_scope(scope: str) -> str:
     """``SAMPLE``, ``SAMPLE/LABEL`` or ``SAMPLE/LABEL/SCAN`` checked against the naming
@@ -191,13 +168,13 @@ class SettingsFile:
             raise SettingsError(f"settings file {path} is not a valid ini file: {first_line}") \
                 from None
         values = {s: dict(parser.items(s)) for s in parser.sections()}
-        version = _schema_version(path, values)
+        version = schema_version(path, values)
         if version > SCHEMA_VERSION:
             raise SettingsError(
                 f"settings file {path} has schema version {version}; this nxgid reads up to "
                 f"{SCHEMA_VERSION}: upgrade nxgid")
         if version < SCHEMA_VERSION:
-            values = _migrate(values, version, path)
+            values = migrate(values, version, path)
         values.pop(SCHEMA_SECTION, None)
         return cls(path=path, values=values, read_version=version)
 
@@ -239,7 +216,7 @@ class SettingsFile:
                 messages.append(f"{self.path}: unknown key [{section}] {key} kept, "
                                 f"not used{hint}")
         for message in messages:
-            _warn_once(message)
+            warn_once(message)
         return messages
 
     def override_sections(self) -> dict[str, str]:
@@ -284,95 +261,6 @@ class SettingsFile:
     def write(self) -> None:
         atomic_write_text(self.path, self.render())
         self.read_version = SCHEMA_VERSION
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        log.warning(message)
-
-
-def _schema_version(path: Path, values: Mapping[str, Mapping[str, str]]) -> int:
-    raw = values.get(SCHEMA_SECTION, {}).get("version")
-    if raw is None:
-        if set(values) & set(_V0_SECTIONS):
-            return 0
-        reduction = values.get(OVERRIDE_SECTION, {})
-        if "corrections" not in reduction and set(reduction) & set(_V1_KEYS):
-            return 1  # hand-written without [schema], with schema 1's correction switches
-        return SCHEMA_VERSION
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(
-            f"settings file {path}: [schema] version = {raw!r}: expected an integer") from None
-
-
-def _migrate(values: dict[str, dict[str, str]], version: int, path: Path
-             ) -> dict[str, dict[str, str]]:
-    """Upgrade an older file to the current layout, one schema step after the other."""
-    if version < 1:
-        values = _migrate_v0(values)
-    if version < 2:
-        values = _migrate_v1(values, path)
-    return values
-
-
-def _migrate_v0(values: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    """NXRefine's layout (schema 0) → schema 1."""
-    migrated: dict[str, dict[str, str]] = {}
-    for section, items in values.items():
-        target = _V0_SECTIONS.get(section, section)
-        renames = _V0_KEYS.get(target, {})
-        out = migrated.setdefault(target, {})
-        for key, value in items.items():
-            new_key = renames.get(key, key)
-            if value.strip() in {"1", "0"} and _is_bool_field(target, new_key):
-                value = "true" if value.strip() == "1" else "false"
-            out[new_key] = value
-    return migrated
-
-
-def _migrate_v1(values: dict[str, dict[str, str]], path: Path) -> dict[str, dict[str, str]]:
-    """Schema 1 → 2: the boolean correction keys of [reduction] become ``corrections``.
-
-    Keys the file does not hold take schema 1's defaults (solid angle and polarization
-    on). Corrections that need parameters schema 1 never recorded (air, sensor, film,
-    refraction) are dropped with a warning naming the ``corrections`` item to set. A value
-    that is not a boolean is kept as an (unknown, reported) key.
-    """
-    reduction = values.get(OVERRIDE_SECTION)
-    if not reduction or not set(reduction) & set(_V1_KEYS):
-        return values
-    reduction = dict(reduction)
-    switches = dict(_V1_DEFAULTS)
-    for key in _V1_KEYS:
-        if key not in reduction:
-            continue
-        on = _BOOLEANS.get(reduction[key].strip().lower())
-        if on is None:
-            continue
-        del reduction[key]
-        switches[key] = on
-    items = [item for key, item in _V1_CORRECTIONS.items() if switches.get(key)]
-    if "corrections" not in reduction:
-        reduction["corrections"] = ", ".join(items) or "none"
-    for key, item in _V1_DROPPED.items():
-        if switches.get(key):
-            _warn_once(f"{path}: [reduction] {key} = true dropped when reading settings "
-                       f"schema 1 (its parameters were never recorded): add {item} to "
-                       "[reduction] corrections, e.g. `nxgid recipe set corrections "
-                       f"\"{reduction['corrections']}, {item}\"`")
-    return {**values, OVERRIDE_SECTION: reduction}
-
-
-def _is_bool_field(section: str, key: str) -> bool:
-    model = SECTIONS.get(section)
-    return bool(model and key in model.model_fields
-                and model.model_fields[key].annotation is bool)
 
 
 # --- validation ---------------------------------------------------------------------
@@ -464,12 +352,12 @@ def load_effective(site_path: Path | None = None,
         experiment = SettingsFile.read(experiment_settings)
         layers.append(experiment)
     for section in site.override_sections().values():
-        _warn_once(f"{site.path}: [{section}] kept, not used: override sections apply only "
+        warn_once(f"{site.path}: [{section}] kept, not used: override sections apply only "
                    "in an experiment's tasks/settings.ini")
     for layer in layers:
         layer.warn_unknown()
         if layer.needs_upgrade:
-            _warn_once(f"{layer.path} uses settings schema {layer.read_version}; it is read as "
+            warn_once(f"{layer.path} uses settings schema {layer.read_version}; it is read as "
                        f"schema {SCHEMA_VERSION} and upgraded when next written "
                        "(`nxgid settings upgrade`)")
     sections: dict[str, Any] = {}

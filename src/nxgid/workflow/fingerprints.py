@@ -29,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nxgid.nexus_names import RAW_STACK_DATA
+
 #: Hex digits kept of each part's digest (64 bits: enough to see any change).
 PART_LENGTH = 16
 #: The dataset of a raw stack ``<scan>/fN.h5``.
-RAW_DATASET = "/entry/data/data"
+RAW_DATASET = RAW_STACK_DATA  # what the link and convert tasks read
 #: The part of link and convert that stands for the detector geometry and mask.
 GEOMETRY_PART = "geometry"
 
