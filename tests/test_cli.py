@@ -234,7 +234,7 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert "1 task(s) queued on 1 scan(s), 2 up to date" in said
     # a recipe change for P3HT-blend made its conversion stale; redone on a Dask cluster
     polymer = NexusFile(exp.reduced_file(ScanRef("P3HT-blend", "rt", "s004"), "f1"))
-    assert polymer.load("img_gid_pseudopol", slice(0, 1)).intensity.shape == (1, 450, 520)
+    assert polymer.load("img_gid_pseudopol", slice(0, 1)).intensity.shape == (1, 225, 520)
     assert "stale: convert P3HT-blend/rt/s004 f1; redone on a Dask cluster" in said
     assert "2 done, 0 failed" in said and said.count("dask worker") >= 1
     # every task done by the two local workers, previews next to the reduced files

@@ -264,7 +264,7 @@ def redo_on_dask(experiment: Experiment, site_file: Path) -> DaskStep:
     tick = time.perf_counter()
     outputs = f"{DEMO_RECIPE['outputs']}, img_gid_pseudopol"
     effective = effective_settings(experiment, site_path=site_file)
-    axes = "q_gid_rad=0.2:2.8:520, q_gid_azimuth=-4.5:4.5:450"
+    axes = "q_gid_rad=0.2:2.8:520, q_gid_azimuth=0:4.5:225"
     set_recipe(experiment, effective, "P3HT-blend",
                [("outputs", outputs), ("img_gid_pseudopol", axes)])
     effective = effective_settings(experiment, site_path=site_file)

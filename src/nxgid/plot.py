@@ -67,6 +67,9 @@ def plot_result(result: Result, path: str | Path, *, frame: int | None = None,
         if log and positive.size:
             norm = LogNorm(vmin=max(float(np.percentile(positive, 1)), 1e-6),
                            vmax=max(float(np.percentile(positive, 99.9)), 2e-6))
+            # a bin holding no counts is drawn in the lowest colour, not left blank:
+            # blank (NaN) is a bin no pixel reaches, and only that
+            data = np.where(np.isfinite(data), np.maximum(data, norm.vmin), np.nan)
         elif values.size:
             norm = Normalize(vmin=float(np.percentile(values, 1)),
                              vmax=float(np.percentile(values, 99.9)))
