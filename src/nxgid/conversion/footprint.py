@@ -38,8 +38,17 @@ WEDGE_AXES = frozenset({"q_xy", "ang_gid_pol", "q_gid_azimuth"})
 
 
 def wrap_deg(values: np.ndarray, start: float) -> np.ndarray:
-    """Angles (degrees) taken into the turn ``[start, start + 360)``."""
-    return start + np.mod(values - start, 360.0)
+    """Angles (degrees) taken into the turn ``[start, start + 360)``.
+
+    Angles already in the turn are returned bit for bit: an automatic range is taken
+    from the angles in one turn and the pixels are binned in another, and the rounding
+    of ``start + mod(v − start, 360)`` would otherwise move the pixel at the range's edge
+    just outside it (or, just below ``start``, a whole turn away)."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        wrapped = start + np.mod(values - start, 360.0)
+        wrapped[wrapped >= start + 360.0] -= 360.0
+        return np.where((values >= start) & (values < start + 360.0), values, wrapped)
 
 
 def _wrap_half_turn(values: np.ndarray) -> np.ndarray:
