@@ -163,6 +163,9 @@ class SettingsFile:
                 parser.read_file(handle)
         except FileNotFoundError:
             raise SettingsError(f"settings file {path} does not exist") from None
+        except OSError as exc:
+            raise SettingsError(f"settings file {path} cannot be read: "
+                                f"{exc.strerror or exc}") from None
         except (configparser.Error, UnicodeDecodeError) as exc:
             first_line = str(exc).strip().splitlines()[0]
             raise SettingsError(f"settings file {path} is not a valid ini file: {first_line}") \
