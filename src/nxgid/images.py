@@ -40,6 +40,17 @@ from fabio.TiffIO import TiffIO
 from fabio.tifimage import TifImage
 
 from nxgid.errors import MissingError, NxgidError
+from nxgid.safety.deadline import call_with_deadline
+from nxgid.safety.formats import (
+    DamagedFileError,
+    check_cbf,
+    check_edf_frames,
+    check_edf_header,
+    looks_like_cbf,
+    looks_like_edf,
+)
+from nxgid.safety.paths import check_regular_file
+from nxgid.safety.quiet import library_errors
 
 HDF5_SUFFIXES = frozenset({".h5", ".hdf5", ".hdf", ".nxs", ".nx5"})
 _EIGER_PART = re.compile(r"data_\d{6}")
@@ -83,6 +94,8 @@ class _Source:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    if not text and isinstance(exc, AssertionError):  # fabio's decoders check with assert
+        return "its data do not decode (corrupt or cut)"
     return text or type(exc).__name__
 
 
@@ -98,9 +111,10 @@ def _expand(inputs: Sequence[str | Path]) -> list[Path]:
         if path.is_dir():
             raise NxgidError(f"{item}: is a directory, expected an image file or a pattern")
         if path.exists():
-            found.append(path)
+            found.append(check_regular_file(path, "an image file"))
         elif any(c in str(item) for c in "*?["):
-            hits = [Path(h) for h in glob.glob(str(path), recursive=True) if Path(h).is_file()]
+            hits = [Path(h) for h in glob.glob(str(path), recursive=True)
+                    if Path(h).is_file() and check_regular_file(Path(h), "an image file")]
             if not hits:
                 raise MissingError(f"{item}: no file matches this pattern")
             found.extend(hits)
@@ -152,7 +166,25 @@ def parse_frames(text: str, nframes: int) -> list[int]:
 # --- probing: frame count, shape and dtype from headers ---------------------------------
 
 
+def _guarded(path: Path, function, *args):
+    """``function(*args)`` for a third-party reader of *path*: in a thread with a
+    deadline (:mod:`nxgid.safety.deadline`), the errors the library logs meanwhile turned
+    into one error naming the file instead of its silent repair."""
+    def run():
+        with library_errors() as errors:
+            try:
+                value = function(*args)
+            except StopIteration:
+                raise NxgidError(f"{path}: holds fewer frames than its header says") \
+                    from None
+        if errors:
+            raise DamagedFileError(f"{path}: {errors[0]}")
+        return value
+    return call_with_deadline(run, what=str(path))
+
+
 def _probe(path: Path, dataset: str | None) -> _Source:
+    check_regular_file(path, "an image file")
     try:
         if path.suffix.lower() == ".npy":
             array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -160,7 +192,13 @@ def _probe(path: Path, dataset: str | None) -> _Source:
             return _checked(path, "npy", count, array.shape, array.dtype)
         if path.suffix.lower() in HDF5_SUFFIXES or h5py.is_hdf5(path):
             return _probe_hdf5(path, dataset)
-        return _probe_fabio(path)
+        with open(path, "rb") as stream:
+            head = stream.read(16)
+        if looks_like_cbf(path, head):
+            check_cbf(path)
+        elif looks_like_edf(path, head):
+            check_edf_header(path)
+        return _guarded(path, _probe_fabio, path)
     except NxgidError:
         raise
     except Exception as exc:
@@ -200,6 +238,7 @@ def _probe_fabio(path: Path) -> _Source:
             return _checked(path, "pil", getattr(image, "n_frames", 1), first.shape,
                             first.dtype)
     if isinstance(head, EdfImage):
+        check_edf_frames(path, head)
         frames = [head.get_frame(i) for i in range(head.nframes)]  # headers only
         dtype = np.result_type(*(frame.dtype for frame in frames))  # shapes: checked on read
         return _checked(path, "fabio", len(frames), frames[0].shape, dtype)
@@ -246,9 +285,17 @@ def _dataset(f: h5py.File, path: Path, name: str) -> h5py.Dataset | None:
     if not isinstance(parent, h5py.Group) or not leaf:
         return None
     link = parent.get(leaf, getlink=True)
-    if isinstance(link, h5py.ExternalLink) and not (path.parent / link.filename).exists():
-        raise MissingError(f"{path}: {name} links to {path.parent / link.filename}, which "
-                           "does not exist")
+    if isinstance(link, h5py.ExternalLink):
+        target = path.parent / link.filename
+        if not target.exists():
+            raise MissingError(f"{path}: {name} links to {target}, which does not exist")
+        try:
+            obj = parent[leaf]
+        except (KeyError, OSError):
+            raise NxgidError(f"{path}: {name} links to {link.path} in {target}, which "
+                             "cannot be opened (not an HDF5 file, or no such dataset "
+                             "there)") from None
+        return obj if isinstance(obj, h5py.Dataset) else None
     obj = parent.get(leaf)
     return obj if isinstance(obj, h5py.Dataset) else None
 
@@ -350,12 +397,20 @@ def _frames(source: _Source, indices: list[int]) -> Iterator[np.ndarray]:
                 yield data
 
 
+def _close(frames: Iterator[np.ndarray]) -> None:
+    with contextlib.suppress(ValueError):  # still running in an abandoned reader thread
+        frames.close()  # type: ignore[attr-defined]
+
+
 def _read(source: _Source, indices: list[int]) -> Iterator[np.ndarray]:
-    """:func:`_frames` with one-line errors and a check of every frame's shape."""
-    with contextlib.closing(_frames(source, indices)) as frames:
+    """:func:`_frames` with one-line errors and a check of every frame's shape; frames
+    of fabio, TIFF and PIL files are read under a deadline (see :func:`_guarded`)."""
+    frames = _frames(source, indices)
+    guarded = source.kind in ("fabio", "tiff", "pil")
+    try:
         for index in indices:
             try:
-                frame = next(frames)
+                frame = _guarded(source.path, next, frames) if guarded else next(frames)
             except NxgidError:
                 raise
             except Exception as exc:
@@ -365,6 +420,8 @@ def _read(source: _Source, indices: list[int]) -> Iterator[np.ndarray]:
                 raise NxgidError(f"{source.path}: frame {index} is {_size(frame.shape)} "
                                  f"pixels, expected {_size(source.shape)}")
             yield frame
+    finally:
+        _close(frames)
 
 
 class ImageSeries:
@@ -479,9 +536,7 @@ def read_image(path: str | Path, *, dataset: str | None = None,
     multi-frame file (``reduce="mean"``; ``reduce=None`` makes that an error)."""
     if reduce not in ("mean", None):
         raise ValueError(f"reduce must be 'mean' or None, got {reduce!r}")
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise MissingError(f"{path}: no such file")
+    path = check_regular_file(Path(path).expanduser(), "an image file")
     series = ImageSeries([_probe(path, dataset)])
     if len(series) == 0:
         raise NxgidError(f"{path}: holds no frames, expected an image")

@@ -67,8 +67,12 @@ class _StderrFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
-def configure_logging(verbose: int) -> None:
-    """Warnings (or more with -v) on stderr; the experiment log is attached separately."""
+def configure_logging(verbose: int, debug: bool = False) -> None:
+    """Warnings (or more with -v) on stderr; the experiment log is attached separately.
+    Third-party libraries are heard only with -v or --debug (nxgid.safety.quiet)."""
+    from nxgid.safety.quiet import route_library_logging
+
+    route_library_logging(verbose, debug)
     logger = logging.getLogger("nxgid")
     for handler in list(logger.handlers):
         if getattr(handler, "_nxgid_stderr", False):

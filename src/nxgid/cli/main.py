@@ -80,7 +80,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     """
     state = ctx.ensure_object(State)
     state.verbose, state.debug = verbose, debug
-    configure_logging(verbose)
+    configure_logging(verbose, debug)
 
 
 def _print_error(message: str) -> None:

@@ -40,9 +40,14 @@ class DetectorGeometry:
     @classmethod
     def from_poni(cls, path: str | Path) -> DetectorGeometry:
         """Any PONI version (1, 2, 2.1 with detector orientation, non-square pixels)."""
+        from nxgid.geometry.poni import check_poni
+        from nxgid.safety.paths import check_regular_file
+
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise MissingError(f"PONI file {path} does not exist")
+        check_regular_file(path, "a PONI file")
+        keys = check_poni(path)
         from pyFAI.geometry import Geometry
 
         geometry = Geometry()
@@ -50,9 +55,10 @@ class DetectorGeometry:
             geometry.load(path)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "is unknown" in reason:
+                reason = (f"detector {keys.get('Detector', '')!r} is not in pyFAI's "
+                          "detector database")
             raise NxgidError(f"PONI file {path} cannot be read: {reason}") from None
-        if not geometry.wavelength:
-            raise NxgidError(f"PONI file {path} has no wavelength: expected a Wavelength line")
         return cls(geometry, source=str(path))
 
     @classmethod
@@ -223,8 +229,10 @@ class DetectorGeometry:
         import os
 
         path = Path(path)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.unlink(missing_ok=True)
+        from nxgid.safety.partials import clear_stale, partial_path
+
+        clear_stale(path)
+        partial = partial_path(path)
         try:
             self.pyfai.save(str(partial))
             os.replace(partial, path)
