@@ -372,3 +372,51 @@ def test_a_task_whose_inputs_are_missing_waits_for_them(site_file, nxgid):
     _, report, tasks = _reduce(beamtime)
     assert report.done == 3 and {t.status for t in tasks.values()} == {"done"}
     assert tasks[(str(ref), "link", "f1")].attempts == 1
+
+
+def test_workers_give_their_task_back_and_stop_when_their_parent_dies(site_file):
+    """SIGKILL the `nxgid workers` parent while its worker converts: the worker notices
+    (PR_SET_PDEATHSIG, or its once-a-second look at its parent), gives the running task
+    back to the queue with the attempt not counted, and exits."""
+    import subprocess
+    import sys
+
+    from nxgid.workflow.models import TaskRun
+
+    set_server(site_file, heartbeat_s=0.2, heartbeat_timeout_s=60.0, max_attempts=3)
+    beamtime = make_beamtime(site_file, {}, recipe={"block_frames": "1", "errors": "true"})
+    exp = beamtime.experiment
+    ref = add_scan(beamtime, "s001", 1)
+    write_stack(exp.raw_stack(ref, "f1"), np.repeat(simulated_frames(exp, 4), 60, axis=0))
+    with open_database(exp) as db:
+        queue_reduction(db, _context(beamtime), [Selection()], tasks=["link", "convert"])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "from nxgid.cli.main import main; main()", "-E",
+         str(exp.root), "workers", "-n", "1", "--tasks", "link,convert"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def convert_run():
+        with open_database(exp) as db, db.session() as session:
+            return next(r for r in session.query(TaskRun) if r.task == "convert")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and convert_run().status != "running":
+        assert parent.poll() is None, parent.stderr.read()
+        time.sleep(0.05)
+    running = convert_run()
+    assert running.status == "running" and running.pid not in (None, parent.pid)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stderr.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(running.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(running.pid, signal.SIGKILL)
+        raise AssertionError("the worker outlived its parent by 15 s")
+    given_back = convert_run()
+    assert (given_back.status, given_back.attempts) == ("queued", 0)
+    assert "convert interrupted; given back to the queue" in exp.log_file.read_text()

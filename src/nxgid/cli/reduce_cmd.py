@@ -224,6 +224,8 @@ def workers(state: State, count, task_names, wait, executor, scheduler) -> None:
                          wait=wait)
         out.print(report_line(report))
         return
+    with open_database(experiment):
+        pass  # a database problem is one line here, before any worker starts
     out.print(f"{count} worker process(es) on the queue of {experiment.name}"
               + (" (waiting for new tasks; Ctrl-C stops)" if wait else ""))
     codes = run_workers(experiment, count,

@@ -1,6 +1,8 @@
 """Connecting to the workflow database and keeping its schema current.
 
-SQLite (the default, ``tasks/nxdatabase.db``) runs in WAL mode with a 30 s busy timeout,
+SQLite (the default, ``tasks/nxdatabase.db``) runs in WAL mode with a busy timeout of
+``[server] database_timeout_s`` (30 s unless set); the file is looked at read-only first
+(:mod:`nxgid.workflow.sqlite_checks`) so that a foreign or damaged file is never modified,
 and every transaction starts with ``BEGIN IMMEDIATE``: Python's sqlite3 driver would
 otherwise start it lazily at the first write, letting two workers read the same queued
 task before either writes (SQLAlchemy's documented recipe; see docs/workflow-database.md).
@@ -12,6 +14,7 @@ A ``database_url`` in ``[server]`` switches to PostgreSQL (psycopg 3) or MySQL/M
 from __future__ import annotations
 
 import contextlib
+import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,16 +22,19 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nxgid.errors import DatabaseError
 from nxgid.experiment.layout import Experiment
 from nxgid.settings.model import Settings
 from nxgid.workflow.models import ExperimentRow
+from nxgid.workflow.sqlite_checks import REBUILD_ADVICE, check_sqlite_file, newer_schema
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+_BUSY_TIMEOUT_S: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 _MIGRATION_LOCK = "nxgid-schema-migration"
 
 
@@ -37,16 +43,24 @@ def database_url(experiment: Experiment, settings: Settings) -> str:
     return settings.server.database_url or f"sqlite:///{experiment.database_file}"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with nxgid's connection rules for the backend in *url*."""
+def make_engine(url: str, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Engine:
+    """An engine with nxgid's connection rules for the backend in *url*.
+
+    An SQLite file is checked read-only first and refused when it is not an nxgid
+    database this nxgid can use; *busy_timeout_s* is how long a statement waits for a
+    lock held by another process before failing with "locked".
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise DatabaseError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine)
+        if parsed.database and parsed.database != ":memory:":
+            check_sqlite_file(Path(parsed.database), known_revisions())
+        engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
+        _configure_sqlite(engine, busy_timeout_s)
+        _BUSY_TIMEOUT_S[engine] = busy_timeout_s
         return engine
     kwargs: dict = {"pool_pre_ping": True}
     if backend in ("mysql", "mariadb"):
@@ -61,14 +75,14 @@ def make_engine(url: str) -> Engine:
             from None
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -88,6 +102,14 @@ def _alembic_config(connection: Connection | None = None):
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+def known_revisions() -> frozenset[str]:
+    """Every schema revision this nxgid's migrations know."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def head_revision() -> str:
@@ -137,6 +159,8 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
         connection.rollback()
     if before == target:
         return before  # the usual case: no lock, no migration
+    if before is not None and before not in known_revisions():
+        raise newer_schema(engine.url.render_as_string(hide_password=True), before)
     from alembic import command
 
     with engine.begin() as connection, _migration_lock(connection):
@@ -148,7 +172,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 
 def initialise(experiment: Experiment, settings: Settings) -> None:
     """Create or upgrade the schema of the experiment's database (used at creation)."""
-    engine = make_engine(database_url(experiment, settings))
+    engine = _engine_for(experiment, settings)
     try:
         with _translate_errors(engine):
             upgrade(engine)
@@ -156,14 +180,37 @@ def initialise(experiment: Experiment, settings: Settings) -> None:
         engine.dispose()
 
 
+def _engine_for(experiment: Experiment, settings: Settings) -> Engine:
+    return make_engine(database_url(experiment, settings),
+                       busy_timeout_s=settings.server.database_timeout_s)
+
+
+def translated(engine: Engine, exc: SQLAlchemyDatabaseError) -> DatabaseError:
+    """One line naming the database, what is wrong and the way out."""
+    where = engine.url.database if engine.url.get_backend_name() == "sqlite" else \
+        engine.url.render_as_string(hide_password=True)
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    lowered = reason.lower()
+    if "locked" in lowered or "busy" in lowered:
+        waited = _BUSY_TIMEOUT_S.get(engine)
+        held = f" for more than {waited:g} s ([server] database_timeout_s)" if waited else ""
+        return DatabaseError(f"workflow database {where} is locked: another process held "
+                             f"it{held}; see who with `nxgid status` or raise the timeout")
+    if "readonly" in lowered or "read-only" in lowered:
+        return DatabaseError(f"workflow database {where} is read-only ({reason}); nxgid "
+                             "needs to write its task rows there")
+    if any(word in lowered for word in ("malformed", "not a database", "corrupt",
+                                        "disk i/o")):
+        return DatabaseError(f"workflow database {where}: {reason}; {REBUILD_ADVICE}")
+    return DatabaseError(f"workflow database {where}: {reason}")
+
+
 @contextlib.contextmanager
 def _translate_errors(engine: Engine) -> Iterator[None]:
     try:
         yield
-    except OperationalError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DatabaseError(f"workflow database {where}: {reason}") from None
+    except SQLAlchemyDatabaseError as exc:
+        raise translated(engine, exc) from None
 
 
 # --- the database of one experiment -------------------------------------------------------
@@ -181,7 +228,7 @@ class WorkflowDB:
     @classmethod
     def open(cls, experiment: Experiment, settings: Settings) -> WorkflowDB:
         """Connect, upgrade the schema if needed, and register the experiment."""
-        engine = make_engine(database_url(experiment, settings))
+        engine = _engine_for(experiment, settings)
         with _translate_errors(engine):
             upgrade(engine)
             info = experiment.info
@@ -205,10 +252,8 @@ class WorkflowDB:
         try:
             with self.sessions.begin() as session:
                 yield session
-        except OperationalError as exc:
-            where = self.engine.url.render_as_string(hide_password=True)
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise DatabaseError(f"workflow database {where}: {reason}") from None
+        except SQLAlchemyDatabaseError as exc:
+            raise translated(self.engine, exc) from None
 
     @property
     def url(self) -> str:

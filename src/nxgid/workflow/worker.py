@@ -8,6 +8,9 @@ of ``[server]``). It stops when nothing is claimable and nothing is running (or,
 
 ``run_workers`` starts N such workers as separate processes (``spawn``: no HDF5 handle or
 database connection crosses a fork); ``nxgid reduce --now`` runs one in the foreground.
+A worker process never prints a traceback: its one-line error goes to the parent, which
+raises it, and the traceback to the experiment's log. It stops, giving its running task
+back, when the parent dies (:mod:`nxgid.workflow.orphan`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nxgid.errors import NxgidError
 from nxgid.experiment.layout import Experiment
 from nxgid.experiment.logbook import scan_extra
 from nxgid.workflow import queue
@@ -105,7 +109,10 @@ class _Heartbeat(threading.Thread):
 
 
 def one_line(exc: BaseException) -> str:
+    """The first line of *exc*; an unexpected exception keeps its type in front."""
     text = str(exc).strip().splitlines()
+    if text and isinstance(exc, NxgidError):
+        return text[0]
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
@@ -121,7 +128,10 @@ def record_failure(db: WorkflowDB, claimed: queue.ClaimedTask, exc: BaseExceptio
     log.debug("%s", "".join(traceback.format_exception(exc)), extra=extra)
     if not record:
         return
-    status = queue.fail(db, claimed.id, error, max_attempts=max_attempts)
+    # a refusal (getattr: any exception may come here) would only be refused again
+    final = not getattr(exc, "retryable", True)
+    status = queue.fail(db, claimed.id, error, max_attempts=claimed.attempts if final
+                        else max_attempts)
     if status == "failed":
         report.failed += 1
         report.errors.append(f"{claimed.scan} {claimed.task} {claimed.entry}: {error}")
@@ -205,8 +215,39 @@ def work(db: WorkflowDB, ctx: TaskContext, *, tasks: Sequence[str] | None = None
 # --- worker processes ----------------------------------------------------------------
 
 def worker_main(root: str, site_path: str | None, tasks: Sequence[str] | None,
-                wait: bool) -> None:
-    """Entry point of one worker process."""
+                wait: bool, parent_pid: int | None = None, errors=None) -> None:
+    """Entry point of one worker process: exit status 0, or 2 (an expected error) or 1
+    (a bug), the one-line reason put on *errors* for the parent."""
+    from nxgid.safety.quiet import route_library_logging
+    from nxgid.workflow.orphan import stop_with_parent
+
+    route_library_logging(verbose=0, debug=False)
+    if parent_pid is not None:
+        stop_with_parent(parent_pid)
+    try:
+        _serve(root, site_path, tasks, wait)
+    except KeyboardInterrupt:
+        return
+    except NxgidError as exc:
+        log.error("worker pid %d stopped: %s", os.getpid(), exc)
+        _report(errors, str(exc))
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:
+        log.error("worker pid %d stopped: %s\n%s", os.getpid(), one_line(exc),
+                  "".join(traceback.format_exception(exc)))
+        _report(errors, f"unexpected {one_line(exc)} (a bug in nxgid; the traceback is "
+                        "in tasks/nxlogger.log)")
+        raise SystemExit(1) from None
+
+
+def _report(errors, message: str) -> None:
+    if errors is not None:
+        with contextlib.suppress(Exception):
+            errors.put(message)
+
+
+def _serve(root: str, site_path: str | None, tasks: Sequence[str] | None,
+           wait: bool) -> None:
     from nxgid.experiment.logbook import attach
     from nxgid.workflow.workspace import effective_settings
 
@@ -224,8 +265,10 @@ def worker_main(root: str, site_path: str | None, tasks: Sequence[str] | None,
 
 
 def start_workers(experiment: Experiment, count: int, *, site_path: Path | None = None,
-                  tasks: Sequence[str] | None = None, wait: bool = False
+                  tasks: Sequence[str] | None = None, wait: bool = False, errors=None
                   ) -> list[multiprocessing.Process]:
+    """Start *count* worker processes; each puts its one-line error on *errors* (a
+    ``SimpleQueue`` of the spawn context) when it stops on one."""
     context = multiprocessing.get_context("spawn")
     try:
         os.getcwd()
@@ -236,7 +279,7 @@ def start_workers(experiment: Experiment, count: int, *, site_path: Path | None 
         process = context.Process(
             target=worker_main, daemon=False,
             args=(str(experiment.root), str(site_path) if site_path else None,
-                  list(tasks) if tasks else None, wait))
+                  list(tasks) if tasks else None, wait, os.getpid(), errors))
         process.start()
         processes.append(process)
     return processes
@@ -246,8 +289,11 @@ def run_workers(experiment: Experiment, count: int, *, site_path: Path | None = 
                 tasks: Sequence[str] | None = None, wait: bool = False,
                 on_tick: Callable[[], None] | None = None, tick_s: float = 1.0) -> list[int]:
     """Run *count* worker processes until they all stop; returns their exit codes.
-    Ctrl-C stops them (each gives its running task back)."""
-    processes = start_workers(experiment, count, site_path=site_path, tasks=tasks, wait=wait)
+    Ctrl-C stops them (each gives its running task back). A worker that stopped on an
+    error makes this raise it, as one line, once they have all stopped."""
+    errors = multiprocessing.get_context("spawn").SimpleQueue()
+    processes = start_workers(experiment, count, site_path=site_path, tasks=tasks, wait=wait,
+                              errors=errors)
     try:
         while any(p.is_alive() for p in processes):
             for process in processes:
@@ -260,4 +306,11 @@ def run_workers(experiment: Experiment, count: int, *, site_path: Path | None = 
                 process.terminate()
         for process in processes:
             process.join()
+    messages = []
+    while not errors.empty():
+        messages.append(errors.get())
+    if messages:
+        more = f" ({len(messages) - 1} more worker(s) stopped too)" if len(messages) > 1 \
+            else ""
+        raise NxgidError(f"{messages[0]}{more}")
     return [p.exitcode if p.exitcode is not None else -1 for p in processes]
