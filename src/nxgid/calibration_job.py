@@ -32,12 +32,21 @@ def calibration_image(path: Path) -> np.ndarray | None:
         return None if item is None else item[()]
 
 
+def _described(geometry) -> str:
+    """``Pilatus1M (1043×981 pixels)``."""
+    detector = geometry.detector
+    label = getattr(detector, "name", None) or type(detector).__name__
+    rows, cols = geometry.shape
+    return f"{label} ({rows}×{cols} pixels)"
+
+
 def run_calibration(experiment, path: Path, *, image: Path | None = None,
                     calibrant: str | None = None, guess_poni: Path | None = None,
                     distance_mm: float | None = None, beam_center: str | None = None,
                     refine_wavelength: bool = False, import_poni: Path | None = None,
                     export_poni: Path | None = None, overwrite: bool = False) -> list[str]:
     from nxgid import calibration as cal
+    from nxgid.experiment.boundary import guard_outputs
     from nxgid.experiment.configuration import (
         configuration_geometry,
         configuration_mask,
@@ -46,6 +55,8 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
     from nxgid.geometry import DetectorGeometry
 
     name = path.stem
+    guard_outputs([export_poni], [image, guess_poni, import_poni, path],
+                  experiment=experiment)
     if image is None and import_poni is None and export_poni is None:
         raise NxgidError("calibrate: give --image FILE --calibrant NAME, --import-poni FILE "
                          "or --export-poni FILE")
@@ -63,8 +74,9 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
     if import_poni is not None:
         result = cal.import_poni(import_poni)
         if result.geometry.shape != current.shape:
-            raise NxgidError(f"{import_poni}: detector of shape {result.geometry.shape}; the "
-                             f"configuration's has {current.shape}")
+            raise NxgidError(
+                f"{import_poni}: detector {_described(result.geometry)}; configuration "
+                f"{name} has {_described(current)}")
         set_geometry(path, result.geometry, calibration=result, image=None)
         geometry = result.geometry
         lines.append(f"configuration {name}: calibration imported from {import_poni}")

@@ -182,9 +182,20 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
         NexusWriter,
         pixel_mask_bits,
     )
+    from nxgid.safety.paths import refuse_overlap
+    from nxgid.safety.resources import check_output_file
 
     start = time.perf_counter()
     # --- check everything first: nothing is written if any input is wrong ----------
+    refuse_overlap([job.output], [*job.inputs, job.poni, job.mask, job.dark, job.flat,
+                                  job.metadata_file])
+    if job.mode == "append" and job.output.exists():
+        check_output_file(job.output)
+        from nxgid.safety.paths import check_regular_file
+
+        check_regular_file(job.output, "a NeXus file to append to")
+    else:
+        check_output_file(job.output)
     if job.poni is not None:
         geometry = DetectorGeometry.from_poni(job.poni)
     elif job.geometry is not None:
@@ -249,6 +260,7 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
         incidence_angles_deg=sorted(set(angles)) if angles else None, errors=job.errors,
         pixel_splitting=job.pixel_splitting, method=job.method, max_bins=job.max_bins,
         cache_dir=job.cache_dir)
+    converter.check_memory(min(job.block_frames, n))
     metadata = EntryMetadata(
         InstrumentInfo(geometry,
                        pixel_mask_bits(geometry.detector_mask if job.use_detector_mask

@@ -42,5 +42,12 @@ class MissingError(NxgidError, FileNotFoundError):
     """A file or directory the user named does not exist."""
 
 
+class RefusedError(NxgidError):
+    """A safety rule refuses the request (a link out of the tree, an output that is an
+    input): trying again cannot help, so a task failing with it is not retried."""
+
+    retryable = False
+
+
 class DatabaseError(NxgidError):
     """The workflow database cannot be reached or has an unexpected schema."""

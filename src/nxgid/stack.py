@@ -86,24 +86,36 @@ def partial_path(output: Path) -> Path:
 
 def stack_images(inputs: Sequence[str | Path], output: Path, *, dataset: str | None = None,
                  frames: str | None = None, overwrite: bool = False, block_frames: int = 16,
-                 progress: Callable[[int, int], None] | None = None) -> StackSummary:
+                 progress: Callable[[int, int], None] | None = None,
+                 detector: tuple[str, tuple[int, int]] | None = None) -> StackSummary:
     """Stack the frames of ``inputs`` (files or globs, see :func:`nxgid.images.open_series`;
     ``dataset`` for HDF5 inputs, ``frames`` a selection) into the HDF5 file ``output``.
 
-    ``output`` must not exist unless ``overwrite``. ``progress(done, total)`` is called
-    after every committed block of up to ``block_frames`` frames.
+    ``output`` must not exist unless ``overwrite``, and is never one of the inputs.
+    ``detector`` (what it is, its frame shape), when given, is the shape every frame
+    must have (a scan's detector). ``progress(done, total)`` is called after every
+    committed block of up to ``block_frames`` frames.
     """
+    from nxgid.safety.paths import refuse_overlap
+    from nxgid.safety.resources import check_output_file
+
     started = time.monotonic()
     output = Path(output).expanduser()
     if block_frames < 1:
         raise NxgidError(f"block size {block_frames}: expected at least 1 frame")
+    refuse_overlap([output, partial_path(output)], inputs)
     if output.is_dir():
         raise NxgidError(f"{output}: is a directory, expected the stack's file name")
     if not output.parent.is_dir():
         raise MissingError(f"{output.parent}: no such directory, cannot write {output.name}")
+    check_output_file(output, "stack")
     if output.exists() and not overwrite:
         raise ExistsError(f"{output} exists: use --overwrite to replace it")
     series = open_series(inputs, dataset=dataset, frames=frames)
+    if detector is not None and tuple(series.shape) != tuple(detector[1]):
+        first = series.origins[0].path if series.origins else inputs[0]
+        raise NxgidError(f"{first}: frames of {_size(series.shape)} pixels; {detector[0]} "
+                         f"has {_size(detector[1])}")
     origins = series.origins
     names = _checked_names(series, origins, output)
     record = _record(series, dataset, frames)

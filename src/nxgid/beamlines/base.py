@@ -77,6 +77,22 @@ class BeamLine(ABC):
         self.raw_directory = Path(raw_directory)
         self.settings = settings
 
+    @property
+    def boundary(self):
+        """Where raw files may be: the raw tree and ``[instrument] outside_roots``; a
+        symlink out of it is refused (:meth:`checked`)."""
+        from nxgid.safety.paths import Boundary
+
+        outside = tuple(self.settings.instrument.outside_roots) if self.settings else ()
+        described = f"the raw tree {self.raw_directory}" + (
+            " or " + ", ".join(map(str, outside)) + " ([instrument] outside_roots)"
+            if outside else "")
+        return Boundary((self.raw_directory, *outside), described, outside)
+
+    def checked(self, path: Path, what: str) -> Path:
+        """*path* if it resolves inside :attr:`boundary`, else a one-line refusal."""
+        return self.boundary.check(path, what)
+
     @abstractmethod
     def raw_scans(self, sample: str, label: str) -> list[RawScan]:
         """The raw scans available for *sample*/*label* (skipped ones included, with

@@ -14,9 +14,10 @@ read; a read-only raw tree works.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,11 +66,14 @@ def import_scans(experiment: Experiment, beamline: BeamLine, sample: str, label:
                  configuration: str, *, dry_run: bool = False, overwrite: bool = False,
                  say: Callable[[str], None] | None = None) -> list[ImportAction]:
     """Import every raw scan of *sample*/*label*; see the module docstring."""
-    from nxgid.experiment.configuration import read_configuration
+    from nxgid.experiment.configuration import configuration_geometry, read_configuration
     from nxgid.experiment.naming import check_name
 
-    positions = len(read_configuration(experiment.configuration_file(configuration))
-                    ["positions"])
+    config_path = experiment.configuration_file(configuration)
+    positions = len(read_configuration(config_path)["positions"])
+    geometry = configuration_geometry(config_path)
+    detector = (f"configuration {configuration}'s detector "
+                f"{getattr(geometry.detector, 'name', '') or 'detector'}", geometry.shape)
     if not experiment.label_dir(sample, label).is_dir():
         raise NxgidError(f"{sample}/{label} does not exist: create it with `nxgid sample "
                          f"new {sample} {label}`")
@@ -110,13 +114,53 @@ def import_scans(experiment: Experiment, beamline: BeamLine, sample: str, label:
         if dry_run:
             actions.append(ImportAction(raw.scan, action, "would be: " + detail))
             continue
+        _check_frames(beamline, raw, detector)  # before anything is created
         if say is not None:
             say(f"{ref}: {detail}")
         logs = beamline.logs(raw)
-        _import_one(experiment, ref, raw, logs, configuration, beamline, print_,
-                    overwrite=action == "reimport")
+        with _undone_on_failure(experiment.scan_dir(ref), path, action == "create"):
+            _import_one(experiment, ref, raw, logs, configuration, beamline, print_,
+                        overwrite=action == "reimport")
         actions.append(ImportAction(raw.scan, action, detail, list(logs.warnings)))
     return actions
+
+
+def _check_frames(beamline: BeamLine, raw: RawScan,
+                  detector: tuple[str, tuple[int, int]]) -> None:
+    """Every raw file of *raw* is inside the beamline's raw tree, reads (headers only,
+    within the reader deadline) and has the detector's frame shape."""
+    from nxgid.images import open_series
+
+    for files in raw.entries.values():
+        for file in files:
+            beamline.checked(Path(file), "raw file")
+        if raw.link:
+            continue
+        series = open_series([str(f) for f in files])
+        if tuple(series.shape) != tuple(detector[1]):
+            size = "×".join(map(str, series.shape))
+            raise NxgidError(f"{files[0]}: frames of {size} pixels; {detector[0]} has "
+                             f"{'×'.join(map(str, detector[1]))}")
+
+
+@contextlib.contextmanager
+def _undone_on_failure(folder: Path, scan_file: Path, new: bool) -> Iterator[None]:
+    """A scan import that fails leaves no new scan behind: the files it created in the
+    scan folder (never one that was there before) and the folder if it made it."""
+    existed = folder.exists()
+    before = set(folder.iterdir()) if existed else set()
+    try:
+        yield
+    except BaseException:
+        if new:
+            for item in (set(folder.iterdir()) if folder.is_dir() else set()) - before:
+                if item.is_file() and not item.is_symlink():
+                    item.unlink()
+            if scan_file.is_file():
+                scan_file.unlink()
+            if not existed and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
 
 def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLogs,

@@ -67,6 +67,34 @@ _DATE_FORMATS = ("%a %b %d %H:%M:%S %Y", "%a %b %d %H:%M:%S.%f %Y", "%Y-%m-%d %H
                  "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f")
 
 
+#: A scan header as SPEC writes it: ``#S <number> <command>``; the number is positive
+#: and short enough to make a sane scan name.
+SCAN_HEADER = re.compile(r"#S\s+(\d{1,9})\s+(\S.*)")
+
+
+def check_scan_headers(path: Path) -> None:
+    """Refuse a SPEC file with a ``#S`` line that is not ``#S NUMBER COMMAND``, naming the
+    file and line (silx would make scan 0, a negative or a 20-digit number of it)."""
+    from nxgid.safety.paths import check_regular_file
+
+    check_regular_file(path, "SPEC file")
+    try:
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.startswith(b"#S") or raw[2:3] not in (b" ", b"\t", b"\n",
+                                                                 b"\r", b""):
+                    continue
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                found = SCAN_HEADER.fullmatch(line.rstrip())
+                if found is None or int(found.group(1)) == 0:
+                    shown = line if len(line) <= 60 else line[:57] + "..."
+                    raise NxgidError(f"{path}, line {number}: scan header {shown!r}: expected "
+                                     "'#S NUMBER COMMAND' with a scan number from 1 to "
+                                     "999999999")
+    except OSError as exc:
+        raise NxgidError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -207,13 +235,14 @@ class SpecBeamLine(BeamLine):
         if not found:
             raise MissingError(f"{path}: no SPEC file for {sample}/{label} (beamline "
                                f"spec_file is {self.spec_file!r})")
-        return found
+        return [self.checked(p, "SPEC file") for p in found]
 
     def _open(self, path: Path):
         from silx.io.specfile import SpecFile
 
         key = Path(path).resolve()
         if key not in self._files:
+            check_scan_headers(Path(path))
             try:
                 self._files[key] = SpecFile(str(path))
             except Exception as exc:
@@ -275,6 +304,8 @@ class SpecBeamLine(BeamLine):
         folder = path.parent / self.image_folder.format(sample=sample, label=label,
                                                         scan=number, order=order)
         source["image_folder"] = str(folder)
+        if folder.exists() or folder.is_symlink():
+            self.checked(folder, f"image folder of SPEC scan {key}")
         if not folder.is_dir():
             return RawScan(name, label, source=source,
                            skipped=f"no image folder {folder} for SPEC scan {key}")

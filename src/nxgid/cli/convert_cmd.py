@@ -210,9 +210,11 @@ def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, s
             --sample film.yaml -o film.nxs --append
     """
     from nxgid.convert import ConvertJob, parse_corrections, run_convert
+    from nxgid.experiment.boundary import guard_outputs
 
     if append and overwrite:
         raise NxgidError("give --append or --overwrite, not both")
+    guard_outputs([output], [*images, poni, mask, dark, flat, metadata_file])
     mode = "append" if append else "overwrite" if overwrite else "create"
     if mode == "create" and output.exists():
         raise ExistsError(f"{output} exists: use --append to add frames to it or "
@@ -288,11 +290,15 @@ def plot(file: Path, entry: str | None, frame: int | None, log: bool, output: Pa
         nxgid plot scan7.nxs -o mean.png                   # default entry, all frames
         nxgid plot scan7.nxs --entry rad_cut_gid --frame 3 --linear -o profile.svg
     """
+    from nxgid.experiment.boundary import guard_outputs
     from nxgid.nexus.reader import NexusFile
     from nxgid.plot import plot_result
+    from nxgid.safety.resources import check_output_file
 
     if output.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise NxgidError(f"{output}: expected a .png, .pdf or .svg file name")
+    guard_outputs([output], [file])
+    check_output_file(output, "picture")
     if output.exists() and not overwrite:
         raise ExistsError(f"{output} exists: use --overwrite to replace it")
     stored = NexusFile(file).result(entry)

@@ -240,9 +240,19 @@ def stack(state, images, output, scan_path, entry, dataset, frames, overwrite,
             raise MissingError(f"scan {ref} does not exist: create it with `nxgid scan "
                                f"new {ref.sample} {ref.label} {ref.scan} --config NAME`")
         output = experiment.raw_stack(ref, entry)
+        from nxgid.experiment.boundary import boundary_of
+        from nxgid.experiment.scans import scan_detector
+
+        boundary_of(experiment).check(output.parent, f"scan folder of {ref}")
+        detector = scan_detector(experiment, ref)
+    else:
+        experiment, detector = None, None
+    from nxgid.experiment.boundary import guard_outputs
+
+    guard_outputs([output], images, experiment=experiment, raw_stacks=True)
     with progress_bar("stacking", progress) as report:
         summary = stack_images(list(images), output, dataset=dataset, frames=frames,
-                               overwrite=overwrite, progress=report)
+                               overwrite=overwrite, progress=report, detector=detector)
     if scan_path is not None:
         from nxgid.experiment.scans import link_raw
 

@@ -31,11 +31,13 @@ def validate(files: tuple[Path, ...], definitions: Path | None) -> None:
         nxgid validate --definitions nexus-definitions
         NEXUS_DEF_PATH=nexus-definitions pynx validate s001/f1_reduced.nxs
     """
+    from nxgid.experiment.boundary import guard_outputs
     from nxgid.nexus.validate import validate as check
     from nxgid.nexus.validate import write_definitions
 
     out = console()
     if definitions is not None:
+        guard_outputs([definitions], files)
         folder = write_definitions(definitions)
         out.print(f"{folder}: NeXus definitions with NXgid; use them with\n"
                   f"  NEXUS_DEF_PATH={folder} pynx validate FILE\n"

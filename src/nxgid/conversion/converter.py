@@ -313,6 +313,22 @@ class Converter:
 
     # --- conversion -------------------------------------------------------------------
 
+    def bytes_per_frame(self) -> int:
+        """Memory the results of one frame take: every bin of every target, intensity
+        and errors in float32, the kept sums in float64."""
+        per_bin = 4 + (4 if self.errors else 0) + (16 if self.keep_sums else 0)
+        return sum(int(np.prod(t.shape)) for t in self.targets) * per_bin
+
+    def check_memory(self, frames: int) -> None:
+        """Refuse, before anything is allocated, results of *frames* frames that would
+        not fit in this machine's memory (with a copy for writing them)."""
+        from nxgid.safety.resources import check_memory
+
+        bins = sum(int(np.prod(t.shape)) for t in self.targets)
+        check_memory(2 * frames * self.bytes_per_frame(),
+                     f"converting {frames} frame(s) at a time into {bins} bins",
+                     "use fewer bins (--bins, --step) or a smaller --block")
+
     def convert(self, frames: np.ndarray, *, monitor: Sequence[float] | float | None = None,
                 variance: np.ndarray | None = None,
                 incidence_deg: Sequence[float] | float | None = None,
@@ -341,9 +357,14 @@ class Converter:
                                  f"frames {stack.shape}")
             flat_variance = np.ascontiguousarray(
                 np.broadcast_to(variance, stack.shape)).reshape(n, -1)
+        if out is None:
+            self.check_memory(n)
         monitors = _per_frame(monitor, n, "monitor", default=1.0)
-        if np.any(~np.isfinite(monitors) | (monitors <= 0)):
-            raise NxgidError("monitor values must be finite and positive")
+        bad = ~np.isfinite(monitors) | (monitors <= 0)
+        if np.any(bad):
+            first = int(np.flatnonzero(bad)[0])
+            raise NxgidError(f"monitor value {monitors[first]:g} (frame {first}): monitor "
+                             "values must be finite and positive")
         angles = _per_frame(incidence_deg, n, "incidence_deg",
                             default=self.sample.incidence_deg)
         outputs = {t.name: kernels.Outputs(n, int(np.prod(t.shape)), errors=self.errors,

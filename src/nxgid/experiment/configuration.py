@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nxgid.errors import ExistsError, MissingError, NxgidError
-from nxgid.nexus.h5 import nx_field, nx_group
+from nxgid.nexus.h5 import nx_field, nx_group, opened
 from nxgid.units import wavelength_A_to_energy_keV
 
 #: Per-position (entry) values and their NeXus names and units.
@@ -168,7 +167,10 @@ def rewrite(path: Path, *, new: bool = False) -> Iterator:
     atomically, on error it is discarded and *path* is left as it was."""
     import h5py
 
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    from nxgid.safety.partials import clear_stale, partial_path
+
+    clear_stale(path)
+    partial = partial_path(path)
     if not new:
         shutil.copy2(path, partial)
     try:
@@ -335,11 +337,9 @@ def configurations(directory: Path) -> list[str]:
 
 def read_configuration(path: Path) -> dict:
     """A summary of a configuration: instrument values, positions, calibration, mask."""
-    import h5py
-
     if not path.is_file():
         raise MissingError(f"configuration {path.stem} does not exist ({path})")
-    with h5py.File(path, "r") as root:
+    with opened(path, what="configuration") as root:
         entry = root["entry"]
         det = entry["instrument/detector"]
         info = {
@@ -363,11 +363,9 @@ def read_configuration(path: Path) -> dict:
 
 def configuration_geometry(path: Path):
     """The configuration's detector geometry: calibrated if it has a calibration."""
-    import h5py
-
     from nxgid.geometry import DetectorGeometry
 
-    with h5py.File(path, "r") as root:
+    with opened(path, what="configuration") as root:
         det = root["entry/instrument/detector"]
         wavelength_A = float(root["entry/instrument/monochromator/wavelength"][()])
         poni = det[PYFAI]
@@ -379,9 +377,7 @@ def configuration_geometry(path: Path):
 
 
 def configuration_mask(path: Path) -> np.ndarray:
-    import h5py
-
-    with h5py.File(path, "r") as root:
+    with opened(path, what="configuration") as root:
         return root["entry/instrument/detector/pixel_mask"][()]
 
 

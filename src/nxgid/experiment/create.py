@@ -43,6 +43,18 @@ def planned_raw_directory(name: str, settings: Effective) -> Path | None:
     return raw_directory(instrument.raw_home, name, instrument.raw_path)
 
 
+def _refuse_raw_tree(root: Path, settings: Effective, raw: Path | None) -> None:
+    """An experiment is never created inside a raw tree, which nxgid only reads."""
+    from nxgid.safety.paths import OverlapError, is_inside
+
+    raw_home = settings.settings.instrument.raw_home
+    for tree, what in ((raw_home, "the raw data home ([instrument] raw_home)"),
+                       (raw, "the experiment's raw data directory")):
+        if tree is not None and is_inside(root, tree):
+            raise OverlapError(f"experiment folder {root} lies inside {what} {tree}, which "
+                               "nxgid only reads; give --home outside it")
+
+
 def create_experiment(
     name: str,
     settings: Effective,
@@ -62,6 +74,7 @@ def create_experiment(
     if raw is not None and not raw.is_dir():
         raise MissingError(f"raw data directory {raw} does not exist: expected "
                            "<raw_home>/<experiment>[/<raw_path>] from [instrument] settings")
+    _refuse_raw_tree(root, settings, raw)
     if Experiment.is_root(root):
         raise ExistsError(f"experiment {name!r} already exists at {root}; nothing was changed")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -104,6 +117,10 @@ def create_sample(experiment: Experiment, sample: str, label: str) -> Path:
     if directory.exists():
         raise ExistsError(f"sample {sample!r} already has label {label!r} at {directory}; "
                           "nothing was changed")
+    from nxgid.safety.paths import Boundary
+
+    # a sample folder that is a symlink out of the tree is refused before any mkdir
+    Boundary.of(experiment.root, None).check(directory, "label folder")
     new_sample = not experiment.sample_dir(sample).exists()
     experiment.sample_dir(sample).mkdir(exist_ok=True)
     try:

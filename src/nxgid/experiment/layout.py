@@ -142,6 +142,11 @@ class Experiment:
         for candidate in (start, *start.parents):
             if cls.is_root(candidate):
                 return cls(candidate)
+            settings = candidate / TASKS / SETTINGS_FILE
+            if settings.exists() or settings.is_symlink():
+                raise NotInExperimentError(
+                    f"{settings} is not a regular file; an experiment's settings are an "
+                    "ini file there")
         raise NotInExperimentError(
             f"{start} is not inside an nxgid experiment (no {TASKS}/{SETTINGS_FILE} here or "
             "above): run the command inside one or pass --experiment PATH")
@@ -236,9 +241,11 @@ class Experiment:
         return self.scan_dir(ref) / PREVIEWS / f"{check_entry(entry)}_{result}.png"
 
     def partial_files(self, path: Path) -> list[Path]:
-        """Unfinished writes of *path* (``.<name>.<random>.partial`` next to it), as the
-        NeXus writer and ``rewrite`` leave them when killed."""
-        return sorted(path.parent.glob(f".{path.name}.*.partial"))
+        """Unfinished writes of *path* (:mod:`nxgid.safety.partials`), as the NeXus
+        writer and ``rewrite`` leave them when killed."""
+        from nxgid.safety.partials import partial_files
+
+        return partial_files(path)
 
     def samples(self) -> list[str]:
         return sorted(

@@ -20,13 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from nxgid.errors import ExistsError, MissingError, NxgidError
+from nxgid.experiment.boundary import boundary_of, external_link_problem
 from nxgid.experiment.configuration import (
     position_entries,
     rewrite,
     sync_positions,
 )
 from nxgid.experiment.layout import Experiment, ScanRef
-from nxgid.nexus.h5 import nx_field, nx_group
+from nxgid.nexus.h5 import nx_field, nx_group, opened
+from nxgid.safety.paths import Boundary
 
 #: Where a scan file records its configuration and the geometry hash it was made with.
 CONFIGURATION_FIELD = "configuration"
@@ -57,8 +59,6 @@ def new_scan(experiment: Experiment, ref: ScanRef, configuration: str, *,
              variables: Mapping[str, tuple[float, str]] | None = None,
              overwrite: bool = False, summed_from: Sequence[str] = ()) -> Path:
     """Create the scan directory and file from a configuration (see module docstring)."""
-    import h5py
-
     config = experiment.configuration_file(configuration)
     if not config.is_file():
         raise MissingError(f"configuration {configuration} does not exist ({config}); "
@@ -69,8 +69,27 @@ def new_scan(experiment: Experiment, ref: ScanRef, configuration: str, *,
     path = experiment.scan_file(ref)
     if path.exists() and not overwrite:
         raise ExistsError(f"scan {ref} exists ({path}): use --overwrite to make it again")
-    experiment.scan_dir(ref).mkdir(parents=True, exist_ok=True)
-    with h5py.File(config, "r") as source, rewrite(path, new=True) as root:
+    from nxgid.experiment.configuration import configuration_geometry
+
+    configuration_geometry(config)  # a damaged configuration is refused before any mkdir
+    folder = boundary_of(experiment).check(experiment.scan_dir(ref), "scan folder")
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _copy_configuration(experiment, ref, config, configuration, path, variables,
+                            summed_from)
+    except BaseException:
+        if made and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    return path
+
+
+def _copy_configuration(experiment: Experiment, ref: ScanRef, config: Path,
+                        configuration: str, path: Path,
+                        variables: Mapping[str, tuple[float, str]] | None,
+                        summed_from: Sequence[str]) -> None:
+    with opened(config, what="configuration") as source, rewrite(path, new=True) as root:
         for key, value in source.attrs.items():
             root.attrs[key] = value
         for name in source:
@@ -89,7 +108,6 @@ def new_scan(experiment: Experiment, ref: ScanRef, configuration: str, *,
             nx_field(sample, "name", ref.sample)
             for variable, (value, unit) in (variables or {}).items():
                 nx_field(sample, variable, float(value), unit or None)
-    return path
 
 
 @dataclass
@@ -114,13 +132,12 @@ class ScanInfo:
 
 def scan_info(experiment: Experiment, ref: ScanRef) -> ScanInfo:
     """Link status of every entry and whether the calibration is stale."""
-    import h5py
     import hdf5plugin  # noqa: F401
 
     path = experiment.scan_file(ref)
     if not path.is_file():
         raise MissingError(f"scan {ref} does not exist ({path})")
-    with h5py.File(path, "r") as root:
+    with opened(path, what="scan file") as root:
         entry = root["entry"]
         configuration = _text(entry[CONFIGURATION_FIELD][()]) \
             if CONFIGURATION_FIELD in entry else ""
@@ -136,14 +153,29 @@ def scan_info(experiment: Experiment, ref: ScanRef) -> ScanInfo:
                 if key != "name" and hasattr(item, "shape") and item.shape == ():
                     unit = _text(item.attrs.get("units", ""))
                     variables[key] = f"{item[()]:g} {unit}".strip()
-        statuses = [_entry_status(root, path, name, shape, experiment.raw_link(ref, name))
-                    for name in entries]
+        boundary = boundary_of(experiment)
+        statuses = [_entry_status(root, path, name, shape, experiment.raw_link(ref, name),
+                                  boundary) for name in entries]
     config = experiment.configuration_file(configuration) if configuration else None
     stale: bool | None = None
     if config is not None and config.is_file():
-        with h5py.File(config, "r") as source:
+        with opened(config, what="configuration") as source:
             stale = geometry_hash(source) != recorded
     return ScanInfo(ref, path, configuration, stale, statuses, summed, variables)
+
+
+def scan_detector(experiment: Experiment, ref: ScanRef) -> tuple[str, tuple[int, int]]:
+    """(``scan S's detector NAME``, frame shape) from the scan file's own copy of the
+    configuration: what every raw frame of the scan must be."""
+    with opened(experiment.scan_file(ref), what="scan file") as root:
+        detector = root["entry/instrument/detector"]
+        name = _text(detector["description"][()]) if "description" in detector else "?"
+        shape = _detector_shape(root)
+    if shape is None:
+        from nxgid.experiment.configuration import configuration_geometry
+
+        shape = configuration_geometry(experiment.scan_file(ref)).shape
+    return f"scan {ref}'s detector {name}", (int(shape[0]), int(shape[1]))
 
 
 def _detector_shape(root) -> tuple[int, ...] | None:
@@ -151,15 +183,21 @@ def _detector_shape(root) -> tuple[int, ...] | None:
     return detector["pixel_mask"].shape if "pixel_mask" in detector else None
 
 
-def _entry_status(root, path: Path, name: str, shape, raw_link: str) -> EntryStatus:
+def _entry_status(root, path: Path, name: str, shape, raw_link: str,
+                  boundary: Boundary) -> EntryStatus:
     """Whether entry *name*'s raw stack (*raw_link*, relative to the scan file, unless
-    the entry already links another) is there, readable and of the detector's shape."""
+    the entry already links another) is there, readable and of the detector's shape.
+    A link that is absolute or leads out of the *boundary* (through the link itself or a
+    symlinked stack) is reported, its target never opened."""
     import h5py
 
     from nxgid.nexus_names import RAW_STACK_DATA
 
     link = root[name]["data"].get("data", getlink=True)
     filename = link.filename if isinstance(link, h5py.ExternalLink) else raw_link
+    problem = external_link_problem(path, f"{name}/data/data", filename, boundary)
+    if problem is not None:
+        return EntryStatus(name, filename, f"refused: {problem}")
     target = path.parent / filename
     if not target.exists():
         return EntryStatus(name, filename, "missing")
@@ -178,17 +216,16 @@ def _entry_status(root, path: Path, name: str, shape, raw_link: str) -> EntrySta
 def entry_status(experiment: Experiment, ref: ScanRef, entry: str) -> EntryStatus:
     """The link status of one entry (what :func:`scan_info` gives for each), opening only
     that entry's raw stack."""
-    import h5py
     import hdf5plugin  # noqa: F401
 
     path = experiment.scan_file(ref)
     if not path.is_file():
         raise MissingError(f"scan {ref} does not exist ({path})")
-    with h5py.File(path, "r") as root:
+    with opened(path, what="scan file") as root:
         if entry not in root:
             raise MissingError(f"scan {ref} has no entry {entry}")
         return _entry_status(root, path, entry, _detector_shape(root),
-                             experiment.raw_link(ref, entry))
+                             experiment.raw_link(ref, entry), boundary_of(experiment))
 
 
 def link_raw(experiment: Experiment, ref: ScanRef, entries: Sequence[str] | None = None
@@ -196,14 +233,13 @@ def link_raw(experiment: Experiment, ref: ScanRef, entries: Sequence[str] | None
     """Link the raw stacks that exist (``<scan>/fN.h5``) into the scan file in place of
     their placeholders (:mod:`nxgid.experiment.links`), under the scan file's lock;
     returns the entries linked now."""
-    import h5py
 
     from nxgid.experiment.links import is_linked, link_raw_stack
     from nxgid.experiment.locks import file_lock
 
     path = experiment.scan_file(ref)
     with file_lock(path):
-        with h5py.File(path, "r") as root:
+        with opened(path, what="scan file") as root:
             wanted = [name for name in (entries or position_entries(root))
                       if name in root and not is_linked(root[name])
                       and experiment.raw_stack(ref, name).exists()]
@@ -237,12 +273,11 @@ def scan_geometry(experiment: Experiment, ref: ScanRef, *,
     """The geometry hashes of a scan file and of its configuration, read without HDF5
     file locks (a viewer holding either open is no obstacle). *configuration_hashes*
     (name → hash) saves reading a configuration again for each of its scans."""
-    import h5py
 
     path = experiment.scan_file(ref)
     if not path.is_file():
         raise MissingError(f"scan file {path} does not exist")
-    with h5py.File(path, "r", locking=False) as root:
+    with opened(path, what="scan file", locking=False) as root:
         entry = root["entry"]
         configuration = _text(entry[CONFIGURATION_FIELD][()]) \
             if CONFIGURATION_FIELD in entry else ""
@@ -251,7 +286,7 @@ def scan_geometry(experiment: Experiment, ref: ScanRef, *,
     if configuration not in cache:
         config = experiment.configuration_file(configuration) if configuration else None
         if config is not None and config.is_file():
-            with h5py.File(config, "r", locking=False) as source:
+            with opened(config, what="configuration", locking=False) as source:
                 cache[configuration] = geometry_hash(source)
         else:
             cache[configuration] = None
@@ -265,7 +300,6 @@ def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
     Holds the scan file's lock (:func:`nxgid.experiment.locks.file_lock`, as the
     workflow's edits of the scan file do), so a refresh never loses a concurrent edit;
     do not call it while holding that lock."""
-    import h5py
 
     from nxgid.experiment.locks import file_lock
     from nxgid.nexus.writer import now_iso
@@ -281,7 +315,7 @@ def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
         if not info.stale and not scan_geometry(experiment, ref).stale:
             return False
         config = experiment.configuration_file(info.configuration)
-        with h5py.File(config, "r") as source, rewrite(info.path) as root:
+        with opened(config, what="configuration") as source, rewrite(info.path) as root:
             instrument = root["entry/instrument"]
             for name in ("detector", "monochromator", "calibration"):
                 if name in instrument:  # calibration: there before nxgid 0.2
@@ -300,9 +334,8 @@ def refresh_scan(experiment: Experiment, ref: ScanRef) -> bool:
 
 def scan_variables(experiment: Experiment, ref: ScanRef) -> dict[str, tuple[float, str]]:
     """The scan variables ``scan new --var`` wrote: name → (value, unit)."""
-    import h5py
 
-    with h5py.File(experiment.scan_file(ref), "r") as root:
+    with opened(experiment.scan_file(ref), what="scan file") as root:
         entries = position_entries(root)
         if not entries or "sample" not in root[entries[0]]:
             return {}
@@ -366,9 +399,8 @@ def sum_scans(experiment: Experiment, sample: str, label: str, scans: Sequence[s
 
 def summed_from(experiment: Experiment, ref: ScanRef) -> list[ScanRef]:
     """The scans a summed scan was made from (empty for a measured scan)."""
-    import h5py
 
-    with h5py.File(experiment.scan_file(ref), "r") as root:
+    with opened(experiment.scan_file(ref), what="scan file") as root:
         if SUMMED_FROM_FIELD not in root["entry"]:
             return []
         values = root["entry"][SUMMED_FROM_FIELD][()]
@@ -436,10 +468,9 @@ class EntryLogs:
 
 
 def entry_logs(experiment: Experiment, ref: ScanRef, entry: str) -> EntryLogs:
-    import h5py
 
     found = EntryLogs()
-    with h5py.File(experiment.scan_file(ref), "r") as root:
+    with opened(experiment.scan_file(ref), what="scan file") as root:
         if entry not in root:
             raise MissingError(f"scan {ref} has no entry {entry}")
         group = root[entry]

@@ -264,7 +264,15 @@ def _validate(model: type[_Model], data: Any, where: str, prefix: str = "") -> A
 
 
 def _load(path: str | Path, want: str | None) -> tuple[SampleInfo | None, ExperimentInfo | None]:
-    path = Path(path)
+    try:
+        return _load_unguarded(Path(path), want)
+    except RecursionError:
+        raise NxgidError(f"{path}: nested too deeply to be sample or experiment metadata "
+                         "(a metadata file is a few levels of mappings and lists)") from None
+
+
+def _load_unguarded(path: Path, want: str | None
+                    ) -> tuple[SampleInfo | None, ExperimentInfo | None]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nxgid.errors import ExistsError, MissingError, NxgidError
+from nxgid.errors import ExistsError, MissingError, NxgidError, RefusedError
 from nxgid.experiment.layout import Experiment, ScanRef
 from nxgid.experiment.logbook import scan_extra
 from nxgid.workflow.fingerprints import (
@@ -302,12 +302,15 @@ def _link(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskRe
     from nxgid.experiment.scans import entry_logs, entry_status, link_raw
 
     exp = ctx.experiment
-    sig = signature(ctx, ref, "link", entry)  # raises when the raw stack is missing
-    status = entry_status(exp, ref, entry)
+    status = entry_status(exp, ref, entry)  # before anything opens the stack
+    if status.state.startswith("refused"):
+        raise RefusedError(f"{exp.scan_file(ref)}: "
+                           f"{status.state.removeprefix('refused: ')}")
     if status.state == "missing":
         raise InputsMissing(f"{exp.raw_stack(ref, entry)}: missing")
     if status.state != "present":  # there, but not usable: waiting will not help
         raise NxgidError(f"{exp.raw_stack(ref, entry)}: {status.state}")
+    sig = signature(ctx, ref, "link", entry)
     notes = _refresh_from_configuration(ctx, ref, overwrite)
     if notes and notes[0].startswith("refreshed"):
         sig = signature(ctx, ref, "link", entry)  # the new geometry is the scan's now
@@ -544,16 +547,12 @@ def _committed_frames(path: Path) -> set[int]:
 
 
 def _remove_abandoned_partials(exp: Experiment, output: Path, older_than_s: float) -> None:
-    """Partial files a killed run left (older than the heartbeat timeout: no live writer
-    of them can remain, as its task would have been requeued)."""
-    now = time.time()
-    for partial in exp.partial_files(output):
-        try:
-            if now - partial.stat().st_mtime > older_than_s:
-                partial.unlink()
-                log.info("removed %s left by an interrupted run", partial.name)
-        except FileNotFoundError:
-            pass
+    """Partial files a killed run left: of a dead process on this host, or (another
+    host's) older than the heartbeat timeout: no live writer of them can remain, as its
+    task would have been requeued."""
+    from nxgid.safety.partials import clear_stale
+
+    clear_stale(output, older_than_s=older_than_s)
 
 
 def _preview(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
