@@ -334,6 +334,40 @@ def test_writer_killed_with_sigkill_leaves_a_readable_appendable_file(tmp_path, 
     assert {n for n in _lengths(path)["img_gid_q"].values()} == {previous}
 
 
+def test_a_killed_writers_partial_file_is_removed_by_the_next_writer(tmp_path, geometry,
+                                                                     frames):
+    """An overwrite publishes only when complete, so a writer killed on the way leaves its
+    hidden partial file; the next writer of that output removes it (its writer's pid is
+    in its name and is dead), but never the partial file of a writer still running."""
+    from nxgid.safety.partials import partial_files
+
+    path = tmp_path / "film.nxs"
+    _write(path, geometry, frames[:1])
+    script = tmp_path / "writer.py"
+    script.write_text(KILLED_WRITER)
+    process = subprocess.Popen([sys.executable, str(script), str(path), "overwrite"],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("block")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    (left,) = partial_files(path)
+    assert f"-{process.pid}-" in left.name
+    alive = subprocess.Popen([sys.executable, str(script), str(path), "overwrite"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert alive.stdout.readline().startswith("block")
+        running = [p for p in partial_files(path) if f"-{alive.pid}-" in p.name]
+        _write(path, geometry, frames[:2], mode="overwrite")
+        assert not left.exists()  # the dead writer's
+        assert partial_files(path) == running  # the live one's is left alone
+    finally:
+        alive.kill()
+        alive.wait()
+        alive.stdout.close()
+    assert {n for n in _lengths(path)["img_gid_q"].values()} == {2}
+
+
 def test_reader_tolerates_foreign_groups(tmp_path, geometry, frames):
     path = tmp_path / "mixed.nxs"
     _write(path, geometry, frames[:2])

@@ -44,6 +44,7 @@ import numpy as np
 
 from nxgid.errors import ExistsError, MissingError, NxgidError
 from nxgid.geometry.detector import DetectorGeometry
+from nxgid.safety.partials import clear_stale, partial_path
 
 logger = logging.getLogger(__name__)
 
@@ -303,11 +304,8 @@ def _atomic_paths(paths: list[Path]) -> Iterator[list[Path]]:
     try:
         for path in paths:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
-                                        dir=path.parent)
-            os.close(fd)
-            os.chmod(name, 0o644)  # mkstemp's 0600 is for secrets, not pictures
-            temporary.append(Path(name))
+            clear_stale(path)
+            temporary.append(partial_path(path, keep_suffix=True))
         yield temporary
         for tmp, path in zip(temporary, paths, strict=True):
             os.replace(tmp, path)

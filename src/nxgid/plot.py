@@ -103,7 +103,10 @@ def save_figure(fig, path: str | Path) -> Path:
     reader never sees half a picture; the format follows the suffix of *path*."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    from nxgid.safety.partials import clear_stale, partial_path
+
+    clear_stale(path)
+    partial = partial_path(path, keep_suffix=True)  # matplotlib picks the format by it
     try:
         fig.savefig(partial)
         os.replace(partial, path)

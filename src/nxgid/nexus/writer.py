@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -216,8 +215,10 @@ class NexusWriter:
             hold_metadata_until_flush(self._file)
             repair_lengths(self._file)
         else:
-            self._temporary = self.path.with_name(
-                f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial")
+            from nxgid.safety.partials import clear_stale, partial_path
+
+            clear_stale(self.path)  # left by a writer of this output that was killed
+            self._temporary = partial_path(self.path)
             # no free-space reuse: new data never lands where the file on disk still
             # has live metadata, so a killed writer cannot corrupt committed frames
             self._file = h5py.File(self._temporary, "w", fs_strategy="none")
