@@ -26,6 +26,10 @@ from nxgid.experiment.layout import ScanRef, Selection
 TIMEOUT_S = 60.0
 
 
+#: How soon a damaged, settled frame must be reported: the warning limit (5 s) plus the
+#: passes and the settle time of a loaded CI machine.
+UNREADABLE_LIMIT_S = 15.0
+
 # --- helpers -----------------------------------------------------------------------------
 
 
@@ -536,3 +540,38 @@ def test_hdf5_detector_files_are_imported_by_link_once_stable(live, tmp_path):
     assert len(warnings) == 1 and "HDF5" in warnings[0].message
     assert summary.frames_converted == 0 and summary.errors == 0
     assert _committed(exp.reduced_file(ref, "f1")) == 2
+
+
+def test_a_damaged_frame_is_reported_within_seconds_and_the_other_scans_go_on(live,
+                                                                             tmp_path):
+    """A CBF cut inside its binary header (fabio loops forever on it): watch never blocks
+    on it, warns about it within seconds of it settling, keeps the frames after it in its
+    scan waiting, and reduces the other scan meanwhile."""
+    beamtime, root = live
+    exp = beamtime.experiment
+    damaged, other = ScanRef(SAMPLE, LABEL, "s020"), ScanRef(SAMPLE, LABEL, "s021")
+    frames = simulated_frames(exp, 2, seed=8)
+    raw = RawTree(root, tmp_path / "scratch")
+    raw.write("s020", 1, frames[0])
+    data = _cbf_bytes(frames[1], tmp_path / "scratch" / "cut.cbf")
+    cut = raw.folder("s020") / "img_0002.cbf"
+    cut.write_bytes(data[:data.find(b"--CIF-BINARY-FORMAT-SECTION--") + 100])
+    raw.remember(cut)
+    runner = Runner(beamtime, interval=0.2, settle=0.2, debounce=0.1)
+    started = time.monotonic()
+    try:
+        _wait_for(lambda: any(e.kind == "warning" and "img_0002.cbf" in e.message
+                              for e in runner.events), "the warning about the cut frame",
+                  timeout=30, thread=runner.thread)
+        warned_after_s = time.monotonic() - started
+        for index in (1, 2):
+            raw.write("s021", index, frames[index - 1])
+        _wait_for(lambda: _committed(exp.reduced_file(other, "f1")) == 2,
+                  "the other scan", thread=runner.thread)
+    finally:
+        runner.finish()
+    assert warned_after_s < UNREADABLE_LIMIT_S
+    assert _committed(exp.reduced_file(damaged, "f1")) == 1  # the frame before it
+    (warning,) = [e for e in runner.events if e.kind == "warning"]
+    assert "s020" in warning.message and "other scans go on" in warning.message
+    assert raw.snapshot() == raw.written

@@ -48,17 +48,15 @@ Modules: :mod:`~nxgid.workflow.live.loop` (:func:`watch`, the loop of passes),
 completely), :mod:`~nxgid.workflow.live.importing` (a raw scan imported as far as it is
 ready), :mod:`~nxgid.workflow.live.files` (frames committed in nxgid's own stacks and
 reduced files, HDF5 locks) and :mod:`~nxgid.workflow.live.interrupts` (Ctrl-C held back
-during steps that must not stop half-way).
+during steps that must not stop half-way) and :mod:`~nxgid.workflow.live.readiness`
+(whether a raw file has settled and reads to the end).
 """
 
 from nxgid.workflow.live.events import LiveEvent, LiveSummary, PassReport
 from nxgid.workflow.live.files import _reduced_frames
 from nxgid.workflow.live.loop import parse_selections, watch
-from nxgid.workflow.live.reduction import (
-    CHUNK_FRAMES,
-    UNREADABLE_WARNING_S,
-    LiveReduction,
-)
+from nxgid.workflow.live.readiness import UNREADABLE_WARNING_S
+from nxgid.workflow.live.reduction import CHUNK_FRAMES, LiveReduction
 from nxgid.workflow.live.watcher import CHANGE_EVENTS, RawWatcher
 
 __all__ = [

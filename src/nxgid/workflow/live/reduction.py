@@ -33,18 +33,19 @@ from nxgid.workflow.live.importing import (
     _remove_created,
 )
 from nxgid.workflow.live.interrupts import _interrupts_deferred
-from nxgid.workflow.live.raw_files import _frame_count, _unreadable
+from nxgid.workflow.live.raw_files import _frame_count
+from nxgid.workflow.live.readiness import Readiness
 
 log = logging.getLogger("nxgid.live")
 
 #: Frames converted per entry in one pass at most, so that one long backlog does not
 #: hold up the other scans (the next pass follows at once).
 CHUNK_FRAMES = 256
-#: A file that stays unreadable this long (seconds, at least) is reported as a warning.
-UNREADABLE_WARNING_S = 60.0
+#: A raw stack held open by another program this long (seconds, at least) is reported.
+BUSY_WARNING_S = 60.0
 
 
-class LiveReduction:
+class LiveReduction(Readiness):
     """The state of live mode between passes; :meth:`run_pass` does one pass."""
 
     def __init__(self, experiment: Experiment, effective, db, *, beamline: str,
@@ -219,74 +220,6 @@ class LiveReduction:
 
     # --- ready files -------------------------------------------------------------------
 
-    def _ready(self, name: str, key: tuple[int, int] | None, now: float, *,
-               link: bool) -> bool:
-        """Whether file *name*, of (size, mtime_ns) *key* as stat'ed just before *now*,
-        has settled and reads completely (see the module docstring)."""
-        if key is None:
-            return False
-        seen = self._seen.get(name)
-        if seen is None or seen[0] != key:
-            self._seen[name] = seen = (key, now)
-            self._verified.pop(name, None)
-        if now - seen[1] < self.settle:
-            self._waiting(seen[1] + self.settle)
-            return False
-        if self._verified.get(name) == key:
-            return True
-        bad = self._unreadable.get(name)
-        if bad is not None and bad[0] == key:
-            self._waiting(None)
-            return False  # read again only once the file changes
-        problem = _unreadable(Path(name), link=link)
-        if problem is None:
-            self._verified[name] = key
-            self._unreadable.pop(name, None)
-            return True
-        self._unreadable[name] = [key, problem, now, False]
-        log.info("%s is not readable yet (%s); waiting for it to be completed", name,
-                 problem)
-        self._waiting(None)
-        return False
-
-    def _waiting(self, when: float | None) -> None:
-        report = self._report
-        report.waiting += 1
-        if when is not None and (report.next_check is None or when < report.next_check):
-            report.next_check = when
-
-    def _warn_unreadable(self) -> None:
-        limit = max(UNREADABLE_WARNING_S, 20 * self.settle)
-        now = self.clock()
-        for name, record in self._unreadable.items():
-            _key, problem, since, warned = record
-            if not warned and now - since > limit:
-                record[3] = True
-                self._event("warning", None, "", f"{name} has not been readable for "
-                            f"{now - since:.0f} s ({problem}); the frames after it wait for "
-                            "it", level=logging.WARNING)
-
-    def _ready_prefix(self, files: Sequence[Path], *, link: bool) -> list[Path]:
-        """The files, in order, up to the first that is not ready. All are stat'ed
-        before the clock is read, so the time a file is seen unchanged from is never
-        earlier than its stat (and files that appear together settle together)."""
-        names = [os.path.abspath(path) for path in files]
-        keys = [_stat_key(Path(name)) for name in names]
-        now = self.clock()
-        ready: list[Path] = []
-        blocked = False
-        for name, key in zip(names, keys, strict=True):
-            if blocked:  # not taken yet, but its settle time starts now
-                if key is not None and self._seen.get(name, (None,))[0] != key:
-                    self._seen[name] = (key, now)
-                    self._verified.pop(name, None)
-                continue
-            if self._ready(name, key, now, link=link):
-                ready.append(Path(name))
-            else:
-                blocked = True
-        return ready
-
     # --- import and stacking ---------------------------------------------------------------
 
     def _raw_scan(self, plugin: BeamLine, ref: ScanRef, raw: RawScan) -> bool:
@@ -356,6 +289,7 @@ class LiveReduction:
     def _extend(self, plugin: BeamLine, ref: ScanRef, raw: RawScan, record: str) -> bool:
         """Append the newly ready files of an imported scan to its stacks and refresh
         its logs; True if anything changed."""
+        from nxgid.experiment.scans import scan_detector
         from nxgid.stack import append_images, stack_images
 
         exp = self.experiment
@@ -375,7 +309,8 @@ class LiveReduction:
                 ready = self._ready_prefix(files, link=False)
                 if not ready:
                     continue
-                summary = stack_images([str(p) for p in ready], stack)
+                summary = stack_images([str(p) for p in ready], stack,
+                                       detector=scan_detector(exp, ref))
                 stacked_view[entry] = ready
                 changed = True
                 self._event("stack", ref, entry, f"stacked {summary.frames} frame(s) into "
@@ -491,7 +426,7 @@ class LiveReduction:
         now = self.clock()
         since = self._busy_since.setdefault(key, now)
         self._waiting(now + 1.0)
-        if now - since > max(UNREADABLE_WARNING_S, 20 * self.settle):
+        if now - since > max(BUSY_WARNING_S, 20 * self.settle):
             self._problem(ref, entry, f"busy:{path.name}", f"{path.name} has been open in "
                           f"another program for more than {now - since:.0f} s (HDF5 lets no "
                           "writer in meanwhile); its new frames wait", level=logging.WARNING)
