@@ -106,7 +106,9 @@ def scan_info_cmd(state, scan_path) -> None:
         out.print(f"  {key} = {value}")
     for entry in info.entries:
         frames = f", {entry.frames} frames" if entry.frames else ""
-        out.print(f"  {entry.name:<4} {entry.link:<20} {entry.state}{frames}")
+        # one line per entry, never wrapped: a refused link names its target in full
+        out.print(f"  {entry.name:<4} {entry.link:<20} {entry.state}{frames}", markup=False,
+                  soft_wrap=True)
 
 
 @scan.command("refresh")
