@@ -237,6 +237,17 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert polymer.load("img_gid_pseudopol", slice(0, 1)).intensity.shape == (1, 225, 520)
     assert "stale: convert P3HT-blend/rt/s004 f1; redone on a Dask cluster" in said
     assert "2 done, 0 failed" in said and said.count("dask worker") >= 1
+    # the safety step: each harmful request refused by the real command, files unchanged
+    # (the demo itself fails unless each gave exit 2, one error line and unchanged files)
+    assert "data safety (docs/data-safety.md)" in said
+    for what, blame in (("a raw stack converted into itself", "is also an input"),
+                        ("a CBF cut inside its binary header", "cut_in_header.cbf"),
+                        ("a stack written into the raw tree", "which nxgid only reads"),
+                        ("a configuration that is not HDF5", "not an HDF5 file")):
+        assert f"{what}: exit 2 in " in said, what
+        assert blame in said, blame
+    assert not (exp.configurations_dir / "garbage.nxs").exists()
+    assert not any((tmp_path / "demo" / "raw").rglob("stack.h5"))
     # every task done by the two local workers, previews next to the reduced files
     assert "reduction workflow:" in result.stdout and "2 local worker processes" in \
         result.stdout

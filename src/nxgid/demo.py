@@ -18,7 +18,10 @@ writes the user's. It goes through the same library functions as the commands do
 8. live mode: a new scan measured frame by frame while ``nxgid watch`` imports it and
    reduces each frame as it lands (:mod:`nxgid.demo_live`);
 9. a recipe change for one sample, whose stale conversion is redone on a Dask cluster of
-   two local worker processes.
+   two local worker processes;
+10. requests that would harm data (an output that is its input, a CBF that hangs fabio,
+    a write into the raw tree, a configuration that is not HDF5), refused by the real
+    command with one line (:mod:`nxgid.demo_safety`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from nxgid.demo_conversion import (
     write_sample_files,
 )
 from nxgid.demo_live import LiveReport, run_live_step
+from nxgid.demo_safety import Refusal, run_safety_step
 from nxgid.demo_setup import (
     AS_GROWN,
     BEAMLINE_SETTINGS,
@@ -100,6 +104,8 @@ class DemoReport:
     #: ``nxgid validate`` on every reduced, scan and configuration file: (exit status,
     #: the lines it printed).
     validation: tuple[int, list[str]] | None = None
+    #: The harmful requests of the safety step and how each was refused.
+    safety: list[Refusal] = field(default_factory=list)
 
 
 def _prepare(directory: Path, overwrite: bool) -> None:
@@ -235,13 +241,23 @@ def build_demo(directory: Path, *, overwrite: bool = False,
         if validation[0] != 0:
             raise NxgidError("demo outputs are not valid NeXus: " + "; ".join(
                 line for line in validation[1] if "NOT valid" in line or "[" in line)[:500])
+
+        say("data safety: requests that would harm data, refused")
+        first_cbf = min(raw.rglob("*.cbf"))
+        safety = run_safety_step(directory, site_file.parent, experiment.root,
+                                 experiment.raw_stack(first_ref, first_entry), setup.poni,
+                                 first_cbf, raw)
+        timings["safety"] = time.perf_counter() - start
+        broken = [r.what for r in safety if r.status != 2 or not r.kept]
+        if broken:
+            raise NxgidError("demo safety step: not refused as promised: " + ", ".join(broken))
         log.info("demo beamtime ready: %s", report.summary())
     finally:
         detach(handler)
     return DemoReport(directory=directory, site_file=site_file, raw_directory=raw,
                       experiment=experiment, sync=report, status=status,
                       conversion=conversion, setup=setup, timings_s=timings, live=live,
-                      dask=dask, validation=validation)
+                      dask=dask, validation=validation, safety=safety)
 
 
 @dataclass

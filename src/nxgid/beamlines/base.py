@@ -83,7 +83,8 @@ class BeamLine(ABC):
         symlink out of it is refused (:meth:`checked`)."""
         from nxgid.safety.paths import Boundary
 
-        outside = tuple(self.settings.instrument.outside_roots) if self.settings else ()
+        instrument = getattr(self.settings, "instrument", None)  # None: no settings given
+        outside = tuple(getattr(instrument, "outside_roots", ()) or ())
         described = f"the raw tree {self.raw_directory}" + (
             " or " + ", ".join(map(str, outside)) + " ([instrument] outside_roots)"
             if outside else "")

@@ -121,6 +121,14 @@ def demo(directory: Path, overwrite: bool) -> None:
         out.print(f"  stale: {', '.join(f'{t} {r} {e}'.strip() for r, t, e in dask.stale)}; "
                   f"redone on a Dask cluster (dask-local, 2 workers): {dask.done} done, "
                   f"{dask.failed} failed in {dask.seconds:.1f} s on {', '.join(dask.where)}")
+    if report.safety:
+        out.print("\ndata safety (docs/data-safety.md): requests that would harm data, each "
+                  "refused with one line, its files unchanged:")
+        for refusal in report.safety:
+            out.print(f"  {refusal.what}: exit {refusal.status} in {refusal.seconds:.1f} s",
+                      markup=False)
+            out.print(f"    {refusal.message}", markup=False, overflow="ignore",
+                      no_wrap=True, crop=False)
     out.print("\nlast log lines:")
     for line in tail(exp.log_file, 5):
         out.print(f"  {line}")

@@ -204,6 +204,9 @@ class NexusWriter:
         if not self.path.parent.is_dir():
             raise NxgidError(f"{self.path.parent} is not a directory: cannot write "
                              f"{self.path.name} there")
+        from nxgid.safety.partials import clear_stale, partial_path
+
+        clear_stale(self.path)  # left by a writer of this output that was killed
         self._temporary: Path | None = None
         if mode == "append" and self.path.exists():
             try:
@@ -215,9 +218,6 @@ class NexusWriter:
             hold_metadata_until_flush(self._file)
             repair_lengths(self._file)
         else:
-            from nxgid.safety.partials import clear_stale, partial_path
-
-            clear_stale(self.path)  # left by a writer of this output that was killed
             self._temporary = partial_path(self.path)
             # no free-space reuse: new data never lands where the file on disk still
             # has live metadata, so a killed writer cannot corrupt committed frames
