@@ -148,8 +148,8 @@ def test_corrections_parse_and_take_polarization_from_the_configuration():
 
 
 def test_plain_corrections_are_all_valid_for_parse_corrections():
-    # the settings model checks values made only of these without nxgid.convert
-    from nxgid.convert import parse_corrections
+    # the settings model checks values made only of these without the parser
+    from nxgid.conversion.corrections import parse_corrections
     from nxgid.settings.model import _PLAIN_CORRECTIONS
 
     for item in _PLAIN_CORRECTIONS:

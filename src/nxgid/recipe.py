@@ -21,9 +21,7 @@ recipes have equal hashes however their files spell the values.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +29,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from nxgid.errors import SettingsError
+from nxgid.nexus.entries import recipe_hash  # the hash lives with the record it hashes
 from nxgid.settings.model import MASK_SOURCES, ReductionSettings, correction_items, format_value
 from nxgid.settings.store import (
     OVERRIDE_SECTION,
@@ -50,17 +49,6 @@ if TYPE_CHECKING:
 RECIPE_SECTION = OVERRIDE_SECTION
 #: Origins of recipe values besides override section names.
 DEFAULT, SITE, EXPERIMENT = "default", "site", "experiment"
-
-
-def recipe_hash(recipe: Mapping[str, object]) -> str:
-    """SHA-256 (hex) of the canonical JSON of *recipe*: sorted keys, no whitespace.
-
-    The one definition of the recipe hash: :attr:`Recipe.sha256` and the NeXus writer
-    (``process/recipe_sha256``) both use it.
-    """
-    text = json.dumps(dict(recipe), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def scope_section(scope: str) -> str:
@@ -117,7 +105,7 @@ class Recipe:
     def corrections(self, polarization_factor: float) -> Corrections:
         """The corrections; a bare ``polarization`` item uses *polarization_factor* (the
         configuration's)."""
-        from nxgid.convert import parse_corrections
+        from nxgid.conversion.corrections import parse_corrections
 
         items = correction_items(self.values.corrections)
         if "polarization" in items and not items["polarization"]:

@@ -209,7 +209,8 @@ def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, s
         nxgid convert eiger_master.h5 --poni det.poni --incidence 0.2 --frames 0:100 \\
             --sample film.yaml -o film.nxs --append
     """
-    from nxgid.convert import ConvertJob, parse_corrections, run_convert
+    from nxgid.conversion.corrections import parse_corrections
+    from nxgid.convert import ConvertJob, run_convert
     from nxgid.experiment.boundary import guard_outputs
 
     if append and overwrite:

@@ -516,3 +516,54 @@ def correction_factors(corrections: Corrections, geometry: DetectorGeometry,
     if c.lorentz is not None:
         norm *= lorentz_factor(coords, c.lorentz)
     return norm
+
+
+# --- the corrections list of `convert --corrections` and `[reduction] corrections` ---
+
+
+def parse_corrections(text: str) -> Corrections:
+    """``solid_angle,polarization=0.99,lorentz=gid,…`` → :class:`Corrections`.
+
+    Items: ``none``; ``solid_angle``; ``polarization[=P]`` (P default 0.99);
+    ``polarization_offset=DEG``; ``air=L_m[:OFFSET_m]``; ``sensor=L_m[:THICKNESS_m]``;
+    ``film=THICKNESS_m:L_m``; ``lorentz=gid|powder``; ``refraction=ALPHA_C_DEG``.
+    Corrections not listed are off.
+    """
+    values: dict = {"solid_angle": False, "polarization_factor": None}
+    for item in (part.strip() for part in text.split(",")):
+        if not item or item == "none":
+            continue
+        key, _, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        try:
+            numbers = [float(v) for v in value.split(":")] if value and key != "lorentz" \
+                else []
+        except ValueError:
+            raise NxgidError(f"--corrections {item!r}: {value!r} is not a number") from None
+        if key == "solid_angle" and not value:
+            values["solid_angle"] = True
+        elif key == "polarization":
+            values["polarization_factor"] = numbers[0] if numbers else 0.99
+        elif key == "polarization_offset" and len(numbers) == 1:
+            values["polarization_offset_deg"] = numbers[0]
+        elif key == "air" and len(numbers) in (1, 2):
+            values.update(air_absorption=True, air_attenuation_length_m=numbers[0])
+            if len(numbers) == 2:
+                values["air_path_offset_m"] = numbers[1]
+        elif key == "sensor" and len(numbers) in (1, 2):
+            values.update(sensor_efficiency=True, sensor_attenuation_length_m=numbers[0])
+            if len(numbers) == 2:
+                values["sensor_thickness_m"] = numbers[1]
+        elif key == "film" and len(numbers) == 2:
+            values.update(film_absorption=True, film_thickness_m=numbers[0],
+                          film_attenuation_length_m=numbers[1])
+        elif key == "lorentz" and value in ("gid", "powder"):
+            values["lorentz"] = value
+        elif key == "refraction" and len(numbers) == 1:
+            values.update(refraction=True, critical_angle_deg=numbers[0])
+        else:
+            raise NxgidError(
+                f"--corrections {item!r}: expected none, solid_angle, polarization[=P], "
+                "polarization_offset=DEG, air=L_m[:OFFSET_m], sensor=L_m[:THICKNESS_m], "
+                "film=THICKNESS_m:L_m, lorentz=gid|powder or refraction=ALPHA_C_DEG")
+    return Corrections(**values)

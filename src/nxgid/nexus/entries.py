@@ -9,6 +9,7 @@ tables in, and NXparameters groups in ``process`` for the tools' parameters.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -45,6 +46,18 @@ def iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.isoformat(timespec="seconds")
+
+
+def recipe_hash(recipe: Mapping[str, object]) -> str:
+    """SHA-256 (hex) of the canonical JSON of *recipe*: sorted keys, no whitespace.
+
+    The one definition of the recipe hash, kept with the record it hashes: the NeXus
+    writer stores it as ``process/recipe_sha256``, and :attr:`nxgid.recipe.Recipe.sha256`
+    is this hash of the same record.
+    """
+    text = json.dumps(dict(recipe), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def json_text(record: Mapping) -> str:
@@ -291,7 +304,6 @@ def _write_process(entry, result: Result, metadata, signature: str, *,
 
 
 def _write_recipe(process, recipe: Mapping[str, object]) -> None:
-    from nxgid.recipe import recipe_hash
 
     note = nx_group(process, nx.PROCESS_RECIPE, "NXnote")
     nx_field(note, "type", "application/json")

@@ -29,8 +29,8 @@ MASK_SOURCES = ("configuration", "gaps", "none")
 
 
 #: Correction items without parameters, always valid for
-#: :func:`nxgid.convert.parse_corrections`: values made only of these are checked without
-#: importing it (tests/test_recipe.py checks that it accepts each of them).
+#: :func:`nxgid.conversion.corrections.parse_corrections`: values made only of these are
+#: checked without importing it (tests/test_recipe.py checks that it accepts each).
 _PLAIN_CORRECTIONS = frozenset({"", "none", "solid_angle", "solid-angle", "polarization",
                                 "lorentz=gid", "lorentz=powder"})
 
@@ -152,7 +152,7 @@ def format_axes(result: str, spec: AxesSpec) -> str:
 def correction_items(text: str) -> dict[str, str]:
     """The items of a ``corrections`` value: name → value ("" for a bare item such as
     ``solid_angle``), in the canonical order; ``none`` is left out and a repeated item
-    keeps its last value, as :func:`nxgid.convert.parse_corrections` reads them."""
+    keeps its last value, as :func:`nxgid.conversion.corrections.parse_corrections` reads them."""
     items: dict[str, str] = {}
     for item in (part.strip() for part in text.split(",")):
         if not item or item == "none":
@@ -287,9 +287,9 @@ class ReductionSettings(Section):
     def _corrections(cls, value: str) -> str:
         items = [part.strip() for part in value.split(",")]
         if not all(item in _PLAIN_CORRECTIONS for item in items):
-            # nxgid.convert pulls in the conversion engine (numba, ~0.3 s): imported only
-            # for values with parameters, which need its checks.
-            from nxgid.convert import parse_corrections
+            # the corrections module pulls in the geometry (pyFAI): imported only for
+            # values with parameters, which need its checks.
+            from nxgid.conversion.corrections import parse_corrections
             from nxgid.errors import NxgidError
 
             try:
