@@ -473,6 +473,23 @@ def convert_poni_with_broken_detector_config(w: World) -> Attack:
 
 
 @case
+def convert_poni_with_a_line_that_is_not_key_value(w: World) -> Attack:
+    poni = w.outside / "line.poni"
+    poni.write_text("# pyFAI\nponi_version: 2\nDistance 0.2\n")
+    return Attack(_convert(w, w.good_cbf, poni=poni), ["line.poni", "line 3", "Distance 0.2"])
+
+
+@case
+def convert_poni_with_negative_distance_names_its_line(w: World) -> Attack:
+    poni = w.outside / "negline.poni"
+    poni.write_text((w.outside / "good.poni").read_text().replace("Distance: ",
+                                                                   "Distance: -"))
+    number = next(i for i, line in enumerate(poni.read_text().splitlines(), start=1)
+                  if line.startswith("Distance:"))
+    return Attack(_convert(w, w.good_cbf, poni=poni), ["negline.poni", f"line {number}"])
+
+
+@case
 def convert_poni_empty(w: World) -> Attack:
     poni = w.outside / "empty.poni"
     poni.write_text("")
