@@ -13,6 +13,12 @@ class NxgidError(Exception):
     """An expected error with a one-line, user-facing message."""
 
     exit_code = 2
+    #: Whether a workflow task that failed with it is tried again (up to ``[server]
+    #: max_attempts``). An expected error comes from the task's inputs — a missing
+    #: monitor, an unreadable file, a bad value — which another attempt does not change,
+    #: so it fails the task at once; the subclasses for what passes (a file in use, a
+    #: locked database, a slow read) say True. Unexpected exceptions are always retried.
+    retryable = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -49,5 +55,14 @@ class RefusedError(NxgidError):
     retryable = False
 
 
+class BusyError(NxgidError):
+    """Something is in use by another process right now (an HDF5 file open for writing):
+    the same request may succeed a moment later, so a task failing with it is retried."""
+
+    retryable = True
+
+
 class DatabaseError(NxgidError):
     """The workflow database cannot be reached or has an unexpected schema."""
+
+    retryable = True  # a lock held too long, a server restarting

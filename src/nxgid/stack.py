@@ -45,7 +45,7 @@ import h5py
 import numpy as np
 
 from nxgid import nexus_names as nx
-from nxgid.errors import ExistsError, MissingError, NxgidError
+from nxgid.errors import BusyError, ExistsError, MissingError, NxgidError
 from nxgid.images import FrameOrigin, ImageSeries, open_series
 from nxgid.nexus.h5 import nx_group
 from nxgid.nexus.writer import (
@@ -166,7 +166,7 @@ def append_images(inputs: Sequence[str | Path], output: Path, *, dataset: str | 
     try:
         handle = h5py.File(output, "r+")
     except BlockingIOError:
-        raise NxgidError(f"{output} is open in another process; try again when it is "
+        raise BusyError(f"{output} is open in another process; try again when it is "
                          "closed") from None
     except OSError as exc:
         raise NxgidError(f"{output}: cannot be opened for appending: "
@@ -298,7 +298,7 @@ def _open_partial(partial: Path, record: str, series: ImageSeries
         try:
             handle = h5py.File(partial, "r+")
         except BlockingIOError:
-            raise NxgidError(f"{partial} is being written by another process; wait for "
+            raise BusyError(f"{partial} is being written by another process; wait for "
                              "it to finish or stop it") from None
         except OSError:
             note = f"discarded {partial.name}: not readable (a run killed while creating it)"
@@ -319,7 +319,7 @@ def _open_partial(partial: Path, record: str, series: ImageSeries
     try:  # fs_strategy="none": new data never overwrites metadata still live on disk
         handle = h5py.File(partial, "w-", fs_strategy="none")
     except FileExistsError:
-        raise NxgidError(f"{partial} was just created by another process") from None
+        raise BusyError(f"{partial} was just created by another process") from None
     try:
         hold_metadata_until_flush(handle)
         _create_layout(handle, record, series)

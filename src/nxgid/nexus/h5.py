@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nxgid.errors import MissingError, NxgidError
+from nxgid.errors import BusyError, MissingError, NxgidError
 
 _MISSING_OBJECT = re.compile(r"object '([^']*)' doesn't exist")
 
@@ -29,7 +29,7 @@ def opened(path: Path, mode: str = "r", *, what: str, **kwargs) -> Iterator:
     except FileNotFoundError:
         raise MissingError(f"{what} {path} does not exist") from None
     except BlockingIOError:
-        raise NxgidError(f"{what} {path} is open for writing in another process; try "
+        raise BusyError(f"{what} {path} is open for writing in another process; try "
                          "again when it is closed") from None
     except OSError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -49,7 +49,7 @@ import numpy as np
 
 from nxgid import nexus_names as nx
 from nxgid.conversion.result import Result
-from nxgid.errors import ExistsError, NxgidError
+from nxgid.errors import BusyError, ExistsError, NxgidError
 from nxgid.geometry.detector import DetectorGeometry
 from nxgid.nexus.entries import append, commit, compatible, create_entry, iso, now_iso
 from nxgid.nexus.frames import (  # re-exported: the names other modules know them by
@@ -211,6 +211,9 @@ class NexusWriter:
         if mode == "append" and self.path.exists():
             try:
                 self._file = h5py.File(self.path, "r+")
+            except BlockingIOError:
+                raise BusyError(f"{self.path} is open in another process; try again when "
+                                "it is closed") from None
             except OSError as exc:
                 raise NxgidError(f"{self.path}: cannot be opened for appending: "
                                  f"{str(exc).splitlines()[0]}") from None

@@ -36,7 +36,9 @@ T = TypeVar("T")
 
 
 class ReadTimeout(NxgidError):
-    """A reader did not finish in time."""
+    """A reader did not finish in time (a slow file system may be faster next time)."""
+
+    retryable = True
 
     def __init__(self, message: str = "the reader did not finish in time") -> None:
         super().__init__(message)

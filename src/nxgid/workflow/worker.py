@@ -128,7 +128,8 @@ def record_failure(db: WorkflowDB, claimed: queue.ClaimedTask, exc: BaseExceptio
     log.debug("%s", "".join(traceback.format_exception(exc)), extra=extra)
     if not record:
         return
-    # a refusal (getattr: any exception may come here) would only be refused again
+    # an expected error comes from the inputs and would come again (NxgidError.retryable);
+    # anything else, which may pass, is tried again
     final = not getattr(exc, "retryable", True)
     status = queue.fail(db, claimed.id, error, max_attempts=claimed.attempts if final
                         else max_attempts)
