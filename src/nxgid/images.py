@@ -111,10 +111,9 @@ def _expand(inputs: Sequence[str | Path]) -> list[Path]:
         if path.is_dir():
             raise NxgidError(f"{item}: is a directory, expected an image file or a pattern")
         if path.exists():
-            found.append(check_regular_file(path, "an image file"))
+            found.append(path)  # a pipe or a device is refused by _probe
         elif any(c in str(item) for c in "*?["):
-            hits = [Path(h) for h in glob.glob(str(path), recursive=True)
-                    if Path(h).is_file() and check_regular_file(Path(h), "an image file")]
+            hits = [Path(h) for h in glob.glob(str(path), recursive=True) if Path(h).is_file()]
             if not hits:
                 raise MissingError(f"{item}: no file matches this pattern")
             found.extend(hits)
@@ -536,8 +535,8 @@ def read_image(path: str | Path, *, dataset: str | None = None,
     multi-frame file (``reduce="mean"``; ``reduce=None`` makes that an error)."""
     if reduce not in ("mean", None):
         raise ValueError(f"reduce must be 'mean' or None, got {reduce!r}")
-    path = check_regular_file(Path(path).expanduser(), "an image file")
-    series = ImageSeries([_probe(path, dataset)])
+    path = Path(path).expanduser()
+    series = ImageSeries([_probe(path, dataset)])  # _probe refuses what is not a file
     if len(series) == 0:
         raise NxgidError(f"{path}: holds no frames, expected an image")
     if len(series) == 1:

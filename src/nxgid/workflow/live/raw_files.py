@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from nxgid.workflow.live.events import _one_line
-
-
-@contextlib.contextmanager
-def _quiet_fabio() -> Iterator[None]:
-    """fabio logs an error for every half-written file it is asked to read; here that is
-    expected (the file is simply read again later), so those records are dropped."""
-    names = ("fabio", "fabio.cbfimage", "fabio.edfimage", "fabio.tifimage",
-             "fabio.TiffIO", "fabio.fabioimage", "fabio.openimage", "fabio.compression")
-    loggers = [logging.getLogger(n) for n in names]
-    drop = logging.Filter("nothing")  # matches no record name: drops everything
-    for logger in loggers:
-        logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(drop)
 
 
 def _unreadable(path: Path, *, link: bool) -> str | None:
@@ -32,12 +13,11 @@ def _unreadable(path: Path, *, link: bool) -> str | None:
     HDF5 detector files: the master and its datasets found (frames are not read)."""
     from nxgid.images import open_series
 
-    try:
-        with _quiet_fabio():
-            series = open_series([path])
-            if not link:
-                for _ in series.iter_frames():
-                    pass
+    try:  # fabio's error records (its zero-padded repair) make it unreadable here too
+        series = open_series([path])
+        if not link:
+            for _ in series.iter_frames():
+                pass
     except Exception as exc:
         return _one_line(exc)
     return None
