@@ -60,9 +60,9 @@ def options(candidate) -> dict:
 
 def maps(frames: int) -> tuple[np.ndarray, np.ndarray]:
     from nxgid.conversion import Converter
-    from nxgid.demo_conversion import demo_geometry, film_pattern
+    from nxgid.demo.conversion import demo_geometry, film_pattern
     from nxgid.geometry import SampleGeometry
-    from nxgid.simulate import simulate_stack
+    from nxgid.images.simulate import simulate_stack
 
     geometry = demo_geometry(0.95, 285.0, "Pilatus2M")
     sample = SampleGeometry.grazing(0.15)

@@ -3,7 +3,7 @@
     python benchmarks/bench_conversion.py [--frames 100] [--repeat 5] [--quick]
 
 Every tool gets the same synthetic Pilatus 2M stack (1679 × 1475 uint32 frames of
-``nxgid.simulate``; geometry ``benchmarks/pilatus2m_gid.poni``, α_i = 0.15°) and the same
+``nxgid.images.simulate``; geometry ``benchmarks/pilatus2m_gid.poni``, α_i = 0.15°) and the same
 output grids:
 
 * ``img_gid_q``: 1277 q_xy × 1450 q_z bins of 0.0036 Å⁻¹ (≈ one pixel at the PONI),
@@ -215,7 +215,7 @@ def cpu_ticks() -> list[int]:
 
 def pattern():
     """A textured film with a little powder: Bragg-rod spots, rings, diffuse background."""
-    from nxgid.simulate import Pattern, Ring, Spot
+    from nxgid.images.simulate import Pattern, Ring, Spot
 
     spots = [Spot(0.45, 0.90, 1500, 0.02), Spot(0.90, 0.45, 2000, 0.02),
              Spot(1.35, 1.80, 800, 0.03), Spot(1.80, 0.35, 1200, 0.025),
@@ -229,7 +229,7 @@ def pattern():
 def make_stack(geometry, sample, frames: int, chunk: int = 10) -> np.ndarray:
     """uint32 Poisson frames, exposure varying ±5 %, simulated *chunk* frames at a time
     into one preallocated array (frame i is seeded with i)."""
-    from nxgid.simulate import simulate_stack
+    from nxgid.images.simulate import simulate_stack
 
     stack = np.empty((frames, *geometry.shape), dtype=np.uint32)
     exposures = 1.0 + 0.05 * np.sin(np.arange(frames))

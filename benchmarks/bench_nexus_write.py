@@ -3,14 +3,14 @@
     python benchmarks/bench_nexus_write.py [--frames 100] [--repeat 3] [--quick] [--json F]
                                            [--pattern film|dense] [--no-pygid]
 
-One synthetic Pilatus 2M stack (``nxgid.simulate.simulate_stack`` of
-``nxgid.demo_conversion.film_pattern()``, uint32, geometry ``benchmarks/pilatus2m_gid.poni``,
+One synthetic Pilatus 2M stack (``nxgid.images.simulate.simulate_stack`` of
+``nxgid.demo.conversion.film_pattern()``, uint32, geometry ``benchmarks/pilatus2m_gid.poni``,
 α_i = 0.15°) is written to an HDF5 file (``/entry/data/data``, one frame per chunk, not
 compressed), and every tool converts that same file into a NeXus file on the same grid as
 ``bench_conversion.py``: ``img_gid_q``, 1277 q_xy × 1450 q_z bins of 0.0036 Å⁻¹, no
 intensity corrections, the detector's gap mask.
 
-* nxgid: exactly what ``nxgid convert`` does (``nxgid.convert.run_convert``, 16-frame
+* nxgid: exactly what ``nxgid convert`` does (``nxgid.nexus.convert.run_convert``, 16-frame
   blocks), for every compression of the writer, with and without errors; the pixel→bin
   map comes from the disk cache, warmed beforehand. A "convert only" row streams the same
   frames through ``Converter.convert_blocks(reuse_outputs=True)`` and writes nothing, so
@@ -103,14 +103,14 @@ INFO: dict[str, object] = {}
 def make_input(path: Path, frames: int, pattern_name: str = "film", chunk: int = 20) -> None:
     """uint32 frames, *chunk* at a time, into ``/entry/data/data`` (one frame per HDF5
     chunk, uncompressed); frame i is seeded with SEED + i. *pattern_name*: "film" is
-    ``nxgid.demo_conversion.film_pattern()`` (sparse: background 3 counts); "dense" is
+    ``nxgid.demo.conversion.film_pattern()`` (sparse: background 3 counts); "dense" is
     bench_conversion.py's pattern (background 40 counts), to see how the sizes depend on
     the counts."""
     import h5py
 
-    from nxgid.demo_conversion import film_pattern
+    from nxgid.demo.conversion import film_pattern
     from nxgid.geometry import DetectorGeometry, SampleGeometry
-    from nxgid.simulate import simulate_stack
+    from nxgid.images.simulate import simulate_stack
 
     if pattern_name == "film":
         pattern = film_pattern()
@@ -144,7 +144,7 @@ def nxgid_job(h5: Path, out: Path, compression: str, errors: bool, cache: Path,
               block_frames: int):
     from nxgid.conversion import TargetSpec
     from nxgid.conversion.corrections import Corrections
-    from nxgid.convert import ConvertJob
+    from nxgid.nexus.convert import ConvertJob
 
     spec = q_spec()
     return ConvertJob(inputs=[str(h5)], output=out, poni=PONI,
@@ -157,7 +157,7 @@ def nxgid_job(h5: Path, out: Path, compression: str, errors: bool, cache: Path,
 
 def nxgid_convert(h5: Path, out: Path, compression: str, errors: bool, cache: Path,
                   block_frames: int) -> int:
-    from nxgid.convert import run_convert
+    from nxgid.nexus.convert import run_convert
 
     out.unlink(missing_ok=True)
     return run_convert(nxgid_job(h5, out, compression, errors, cache, block_frames)).frames
@@ -169,7 +169,7 @@ def nxgid_convert_only(h5: Path, errors: bool, cache: Path, block_frames: int) -
     from nxgid.conversion import Converter
     from nxgid.conversion.corrections import Corrections
     from nxgid.geometry import DetectorGeometry, SampleGeometry
-    from nxgid.images import open_series
+    from nxgid.images.series import open_series
 
     geometry = DetectorGeometry.from_poni(PONI)
     series = open_series([str(h5)])

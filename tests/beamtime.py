@@ -34,7 +34,7 @@ class Beamtime:
 
 
 def film_pattern():
-    from nxgid.simulate import Pattern, Ring, Spot
+    from nxgid.images.simulate import Pattern, Ring, Spot
 
     return Pattern(rings=(Ring(d_spacing_A=4.55, intensity=20, width_A=0.02),),
                    spots=(Spot(1.30, 0.40, 600, 0.03), Spot(1.62, 0.80, 400, 0.03)),
@@ -58,7 +58,7 @@ def write_stack(path: Path, frames: np.ndarray) -> Path:
 
 def simulated_frames(experiment: Experiment, count: int, seed: int = 0) -> np.ndarray:
     from nxgid.geometry import SampleGeometry
-    from nxgid.simulate import simulate_stack
+    from nxgid.images.simulate import simulate_stack
 
     return simulate_stack(geometry(experiment), SampleGeometry.grazing(INCIDENCE_DEG),
                           film_pattern(), frames=count, seed=seed).astype(np.int32)
@@ -79,7 +79,7 @@ def make_beamtime(site_file: Path, scans: dict[str, int] | None = None,
                   recipe: dict[str, str] | None = None) -> Beamtime:
     """An experiment ``exp`` (database from the site file) with scans name → frames."""
     from nxgid.experiment.configuration import spec_from_settings, write_configuration
-    from nxgid.recipe import set_recipe
+    from nxgid.experiment.recipe import set_recipe
     from nxgid.settings.store import load_effective
     from nxgid.workflow.workspace import effective_settings, new_experiment, new_sample
 

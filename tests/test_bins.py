@@ -13,7 +13,7 @@ from nxgid.conversion.autobins import MAX_BINS, covering_arc
 from nxgid.conversion.coverage import covered_bins
 from nxgid.errors import NxgidError
 from nxgid.geometry import DetectorGeometry, SampleGeometry, pixel_coordinates
-from nxgid.nexus_names import MAP_RESULTS
+from nxgid.names import MAP_RESULTS
 
 GID_MAPS = [name for name, (kind, _) in MAP_RESULTS.items() if kind == "gid"]
 TRANSMISSION_MAPS = [name for name, (kind, _) in MAP_RESULTS.items() if kind != "gid"]

@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from nxgid.calibration import (
+from nxgid.errors import ExistsError, MissingError, NxgidError
+from nxgid.experiment.calibration import (
     CalibrationResult,
     calibrate_powder,
     calibration_hash,
@@ -21,7 +22,6 @@ from nxgid.calibration import (
     write_calibration,
     write_calibration_pictures,
 )
-from nxgid.errors import ExistsError, MissingError, NxgidError
 from nxgid.geometry.detector import DetectorGeometry
 
 PIXEL_M = 172e-6

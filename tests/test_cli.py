@@ -162,7 +162,7 @@ def test_log_lines_have_time_level_and_scan(sqlite_experiment):
 # --- the demo ----------------------------------------------------------------------------
 
 def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
-    from nxgid.demo import EXPERIMENT, PLAN
+    from nxgid.demo.beamtime import EXPERIMENT, PLAN
     from nxgid.experiment import Experiment
     from nxgid.workflow.status import scan_status
     from nxgid.workflow.workspace import open_database
@@ -172,7 +172,7 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert result.exit_code == 0, result.output
     assert not user_site.exists()
     exp = Experiment.open(tmp_path / "demo" / "analysis" / EXPERIMENT)
-    from nxgid.demo_setup import SUMMED
+    from nxgid.demo.setup import SUMMED
 
     expected = {ScanRef(s, lab, sc) for s, labels in PLAN.items()
                 for lab, scans in labels.items() for sc in scans}
@@ -217,7 +217,7 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert list(hot.load("img_gid_q").frame_values["temperature"]) == pytest.approx(
         [340.0, 340.1, 340.2, 340.3])
     # the recipe and its hash went into every output; the demo's overrides took effect
-    from nxgid.recipe import effective_recipe
+    from nxgid.experiment.recipe import effective_recipe
     from nxgid.workflow.workspace import effective_settings
 
     recipe = effective_recipe(exp, effective_settings(exp, site_path=site), ScanRef(
@@ -257,7 +257,21 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert exp.preview_file(ScanRef("pentacene-SiO2", "as-grown", "s002"), "f1",
                             "img_gid_q").is_file()
     previews = sorted((tmp_path / "demo" / "previews").glob("*.png"))
-    assert {p.stem for p in previews} >= {"img_gid_q", "img_gid_pol", "vert_cut_gid"}
+    assert {p.stem for p in previews} >= {"img_gid_q", "img_gid_pol", "vert_cut_gid",
+                                          "raw-frame-mask"}
+    # hand-outs: the exported table holds the stored profile; the example inputs are there
+    import csv
+
+    first = ScanRef("pentacene-SiO2", "as-grown", "s001")
+    with open(tmp_path / "demo" / "exports" / "s001_rad_cut_gid.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    profile = NexusFile(exp.reduced_file(first, "f1")).result("rad_cut_gid").read()
+    assert len(rows) == 1 + profile.x_axis.bins
+    assert rows[0][0].startswith(profile.x_axis.name + " (")
+    column = np.array([float(r[1]) if r[1] else np.nan for r in rows[1:]])
+    assert np.allclose(column, profile.intensity[0], equal_nan=True)
+    assert (tmp_path / "demo" / "inputs" / "lab6.cbf").is_file()
+    assert "example inputs of the README's Quick start" in said
     # calibrated headless from the synthetic LaB6 image, 5 mm and 10 px from the start
     from nxgid.experiment.configuration import configuration_geometry
 
@@ -267,7 +281,7 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     assert (exp.calibrations_dir / "gid.poni").is_file()
     assert (exp.calibrations_dir / "gid_rings.png").is_file()
     # the summed scan is the frame-by-frame sum of its scans
-    from nxgid.demo_setup import SUMMED_FROM
+    from nxgid.demo.setup import SUMMED_FROM
 
     first, second = (ScanRef("pentacene-SiO2", "as-grown", s) for s in SUMMED_FROM)
     with h5py.File(exp.raw_stack(ScanRef("pentacene-SiO2", "as-grown", SUMMED), "f1")) as s, \

@@ -11,9 +11,9 @@ import pytest
 from nxgid.conversion import Converter, TargetSpec
 from nxgid.conversion.corrections import Corrections
 from nxgid.geometry import DetectorGeometry, SampleGeometry
+from nxgid.images.simulate import Pattern, Ring, Spot, simulate_stack
 from nxgid.nexus.reader import NexusFile
-from nxgid.plot import frame_mean
-from nxgid.simulate import Pattern, Ring, Spot, simulate_stack
+from nxgid.plot.results import frame_mean
 
 #: A spot at a known place in reciprocal space, to find again in the converted file.
 SPOT_QXY, SPOT_QZ = 1.2, 0.5
@@ -58,7 +58,11 @@ def test_convert_a_multiframe_edf_series_matches_the_engine(series, tmp_path, nx
     result = nxgid(_args(folder, "-o", str(out)))
     assert result.exit_code == 0, result.output
     assert "5 frame(s) from 1 file(s)" in result.stdout
-    assert "converting" not in result.output  # no progress bar off a terminal
+    # off a terminal: no bar, a progress line (at most every 2 s, and the last one)
+    assert "converting: 5 of 5 frames, " in result.stdout and "━" not in result.output
+    assert result.stderr == ""
+    quiet = nxgid(_args(folder, "-o", str(tmp_path / "quiet.nxs"), "--no-progress"))
+    assert quiet.exit_code == 0 and "converting" not in quiet.output
     nexus = NexusFile(out)
     assert nexus.entry_names() == ["img_gid_q", "rad_cut_gid"]
     stored = nexus.load("img_gid_q")
@@ -230,7 +234,7 @@ def test_a_long_series_converts_in_constant_memory(tmp_path):
     200 frames is no larger than for 40: memory does not grow with the series."""
     import tracemalloc
 
-    from nxgid.convert import ConvertJob, run_convert
+    from nxgid.nexus.convert import ConvertJob, run_convert
 
     geometry = DetectorGeometry.from_parameters(
         detector=None, pixel_size_m=(172e-6, 172e-6), shape=(200, 240), distance_m=0.1,
@@ -276,3 +280,47 @@ def test_too_many_bins_are_refused_with_one_line_and_allowed_when_asked(series, 
     allowed = nxgid([*args, "--max-bins", "6M"])
     assert allowed.exit_code == 0, allowed.output
     assert NexusFile(out).result("img_gid_q").shape == (1, 2000, 3000)
+
+
+def test_export_profiles_and_maps_as_text_tables(series, tmp_path, nxgid):
+    """`nxgid export`: the tables hold exactly the stored values, with axis columns."""
+    import csv
+
+    folder, _, _ = series
+    out = tmp_path / "film.nxs"
+    assert nxgid(_args(folder, "-o", str(out))).exit_code == 0
+    stored = NexusFile(out)
+    profile = stored.result("rad_cut_gid").read()
+    table = tmp_path / "profiles.csv"
+    done = nxgid(["export", str(out), "--entry", "rad_cut_gid", "-o", str(table)])
+    assert done.exit_code == 0, done.output
+    with open(table, newline="") as handle:
+        rows = list(csv.reader(handle))
+    axis = profile.x_axis
+    assert rows[0][:3] == [f"{axis.name} (A^-1)", "intensity frame 0", "intensity frame 1"]
+    assert len(rows) == 1 + axis.bins and len(rows[0]) == 1 + 2 * 5
+    column = np.array([float(r[1]) if r[1] else np.nan for r in rows[1:]])
+    assert np.allclose(column, profile.intensity[0], rtol=1e-9, equal_nan=True)
+    assert np.allclose([float(r[0]) for r in rows[1:]], axis.centres, rtol=1e-9)
+    # one frame of a map, x fastest: x, y, intensity, error
+    grid = tmp_path / "map.dat"
+    done = nxgid(["export", str(out), "--entry", "img_gid_q", "--frame", "-1", "-o",
+                  str(grid)])
+    assert done.exit_code == 0, done.output
+    header = [line for line in grid.read_text().splitlines() if line.startswith("#")]
+    assert "img_gid_q, frame 4" in header[0] and header[-1].startswith("# q_xy (A^-1)\t")
+    values = np.loadtxt(grid)
+    last = stored.result("img_gid_q").read(4)
+    assert values.shape == (150 * 100, 4)
+    assert np.allclose(values[:, 2].reshape(100, 150), last.intensity[0], equal_nan=True)
+    assert np.allclose(values[:, 3].reshape(100, 150), last.errors[0], equal_nan=True)
+    assert np.allclose(values[:150, 0], last.x_axis.centres)
+    assert np.all(values[:150, 1] == values[0, 1])  # x runs fastest
+    assert np.isnan(values[:, 2]).any() and not np.isnan(values[:, 2]).all()
+    again = nxgid(["export", str(out), "--entry", "img_gid_q", "-o", str(grid)])
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    bad = nxgid(["export", str(out), "-o", str(tmp_path / "map.xlsx")])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
+    assert not (tmp_path / "map.xlsx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.nxs", "map.dat",
+                                                          "profiles.csv"]

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nxgid.calibration import synthetic_calibrant_image
+from nxgid.experiment.calibration import synthetic_calibrant_image
 from nxgid.geometry import DetectorGeometry
 
 DETECTOR = "Pilatus300k"  # 619 × 487, with gaps

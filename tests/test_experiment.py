@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from nxgid.errors import ExistsError, InvalidNameError, MissingError, NotInExperimentError
 from nxgid.experiment import Experiment, ScanRef, Selection, create_sample
 from nxgid.experiment.create import create_experiment
-from nxgid.experiment.naming import MAX_NAME_LENGTH, check_name, check_sample_name
+from nxgid.names import MAX_NAME_LENGTH, check_name, check_sample_name
 from nxgid.settings.store import SettingsFile, load_effective, set_value
 
 

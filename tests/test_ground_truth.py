@@ -7,7 +7,7 @@ import pytest
 
 from nxgid.conversion import Converter, TargetSpec
 from nxgid.geometry import DetectorGeometry, SampleGeometry
-from nxgid.simulate import Pattern, Ring, Spot, simulate, simulate_function
+from nxgid.images.simulate import Pattern, Ring, Spot, simulate, simulate_function
 
 
 def geometry() -> DetectorGeometry:

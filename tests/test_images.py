@@ -1,4 +1,4 @@
-"""Reading detector frames from image files: nxgid.images."""
+"""Reading detector frames from image files: nxgid.images.series."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fabio.edfimage import EdfImage
 from fabio.TiffIO import TiffIO
 
 from nxgid.errors import MissingError, NxgidError
-from nxgid.images import FrameOrigin, ImageSeries, open_series, parse_frames, read_image
+from nxgid.images.series import FrameOrigin, ImageSeries, open_series, parse_frames, read_image
 
 SHAPE = (6, 8)  # rows, cols
 

@@ -154,7 +154,7 @@ class Runner:
 
 def _one_shot(beamtime, ref: ScanRef, output: Path) -> Path:
     """The reference: the complete raw stack converted in one run under the recipe."""
-    from nxgid.convert import run_convert
+    from nxgid.nexus.convert import run_convert
     from nxgid.workflow.tasks import TaskContext, convert_job
     from nxgid.workflow.workspace import effective_settings
 
@@ -189,9 +189,9 @@ def _log_errors(beamtime) -> list[str]:
 
 def test_append_images_adds_whole_frames_and_rolls_back_an_interrupted_block(tmp_path,
                                                                              monkeypatch):
-    from nxgid import stack as stack_module
     from nxgid.errors import NxgidError
-    from nxgid.stack import append_images, stack_images
+    from nxgid.experiment import stack as stack_module
+    from nxgid.experiment.stack import append_images, stack_images
 
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 1000, (6, 9, 11)).astype(np.int32)
@@ -574,4 +574,25 @@ def test_a_damaged_frame_is_reported_within_seconds_and_the_other_scans_go_on(li
     assert _committed(exp.reduced_file(damaged, "f1")) == 1  # the frame before it
     (warning,) = [e for e in runner.events if e.kind == "warning"]
     assert "s020" in warning.message and "other scans go on" in warning.message
+    assert raw.snapshot() == raw.written
+
+
+def test_nxgid_watch_prints_each_warning_once(live, tmp_path, nxgid):
+    """A damaged frame is reported once, on stdout — not again on stderr by the log, and
+    not again in later passes."""
+    beamtime, root = live
+    exp = beamtime.experiment
+    raw = RawTree(root, tmp_path / "scratch")
+    frames = simulated_frames(exp, 2, seed=9)
+    raw.write("s030", 1, frames[0])
+    data = _cbf_bytes(frames[1], tmp_path / "scratch" / "cut.cbf")
+    cut = raw.folder("s030") / "img_0002.cbf"
+    cut.write_bytes(data[:data.find(b"--CIF-BINARY-FORMAT-SECTION--") + 100])
+    raw.remember(cut)
+    passes = int((UNREADABLE_LIMIT_S + 4) / 0.3)
+    done = nxgid(["-E", str(exp.root), "watch", "film/rt", "--config", "gid", "--poll",
+                  "--settle", "0.2", "--interval", "0.3", "--max-passes", str(passes)])
+    assert done.exit_code == 0, done.output
+    assert done.output.count("img_0002.cbf") == 1, done.output
+    assert "warning: " in done.stdout and "img_0002.cbf" not in done.stderr
     assert raw.snapshot() == raw.written

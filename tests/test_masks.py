@@ -1,4 +1,4 @@
-"""Detector masks: shape rules and the NXdetector pixel_mask bit layout (nxgid.masks)."""
+"""Detector masks: shape rules and the NXdetector pixel_mask bit layout (nxgid.experiment.masks)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fabio.tifimage import TifImage
 from matplotlib.path import Path as MplPath
 
 from nxgid.errors import MissingError, NxgidError
-from nxgid.masks import (
+from nxgid.experiment.masks import (
     Circle,
     Polygon,
     Rect,
@@ -25,7 +25,7 @@ from nxgid.masks import (
     parse_rect,
     write_mask_preview,
 )
-from nxgid.nexus_names import PIXEL_MASK_GAP, PIXEL_MASK_USER
+from nxgid.names import PIXEL_MASK_GAP, PIXEL_MASK_USER
 
 SHAPE = (10, 12)  # rows, cols
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -402,10 +402,10 @@ def test_preview_checks_the_image_shape(tmp_path):
 
 @pytest.mark.parametrize("with_image", [True, False])
 def test_preview_of_a_large_detector_is_drawn_in_blocks(tmp_path, monkeypatch, with_image):
-    import nxgid.masks
+    import nxgid.plot.frames
 
-    monkeypatch.setattr(nxgid.masks, "_PREVIEW_PIXELS", 5)  # 10×12 → 3×3 blocks of ≤ 4×4
-    block = nxgid.masks._blocks(sample_bits(), 4, np.bitwise_or)
+    monkeypatch.setattr(nxgid.plot.frames, "_PREVIEW_PIXELS", 5)  # 10×12: 3×3 blocks of ≤ 4×4
+    block = nxgid.plot.frames._blocks(sample_bits(), 4, np.bitwise_or)
     assert block.shape == (3, 3)
     assert block[1, 1] == PIXEL_MASK_GAP | PIXEL_MASK_USER  # row 5 (gap) and the circle
     assert block[1, 0] == PIXEL_MASK_GAP

@@ -25,7 +25,7 @@ from nxgid.nexus.metadata import (
     write_sample,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "nxgid" / "demo" / "data"
 
 
 def write_yaml(tmp_path: Path, text: str, name: str = "meta.yaml") -> Path:

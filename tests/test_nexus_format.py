@@ -17,6 +17,7 @@ from nxgid.conversion import Converter, TargetSpec
 from nxgid.conversion.corrections import Corrections
 from nxgid.errors import ExistsError, MissingError, NxgidError
 from nxgid.geometry import DetectorGeometry, SampleGeometry
+from nxgid.images.simulate import Pattern, Ring, Spot, simulate_stack
 from nxgid.nexus import writer as writer_module
 from nxgid.nexus.metadata import ExperimentInfo, Layer, SampleInfo, User
 from nxgid.nexus.reader import NexusFile
@@ -27,7 +28,6 @@ from nxgid.nexus.writer import (
     NexusWriter,
     pixel_mask_bits,
 )
-from nxgid.simulate import Pattern, Ring, Spot, simulate_stack
 
 SHAPE = (195, 487)
 

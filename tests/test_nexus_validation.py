@@ -15,11 +15,12 @@ import h5py
 import numpy as np
 import pytest
 
-from nxgid import nexus_names as nx
+from nxgid import names as nx
 from nxgid.conversion import Converter, TargetSpec
 from nxgid.conversion.corrections import Corrections
 from nxgid.errors import MissingError, NxgidError
 from nxgid.geometry import DetectorGeometry, SampleGeometry
+from nxgid.images.simulate import Pattern, Ring, Spot, simulate_stack
 from nxgid.nexus import validate as nv
 from nxgid.nexus.reader import NexusFile
 from nxgid.nexus.writer import (
@@ -29,7 +30,6 @@ from nxgid.nexus.writer import (
     NexusWriter,
     pixel_mask_bits,
 )
-from nxgid.simulate import Pattern, Ring, Spot, simulate_stack
 
 pytest.importorskip("nexusformat")
 pytest.importorskip("pynxtools")

@@ -13,7 +13,7 @@ import pytest
 
 from nxgid.errors import InvalidNameError, SettingsError
 from nxgid.experiment.layout import ScanRef
-from nxgid.recipe import (
+from nxgid.experiment.recipe import (
     Recipe,
     effective_recipe,
     recipe_hash,
@@ -86,7 +86,7 @@ def test_axes_keys_become_target_specs():
 
 
 def test_every_result_has_an_axes_key():
-    from nxgid.nexus_names import RESULT_NAMES
+    from nxgid.names import RESULT_NAMES
 
     for name in RESULT_NAMES:
         assert ReductionSettings.model_fields[name].default == ""
@@ -236,7 +236,8 @@ def test_overrides_take_precedence_over_four_layers(exp, site_file):
     assert other_label.values.img_gid_q == "q_xy=0:2:100"
     assert effective_recipe(exp, effective, "glass/rt/3").values.tilt_deg == 0.0
     whole = effective_recipe(exp, effective)
-    assert whole.scope == "" and whole.origins["tilt_deg"] == "experiment"
+    # seeded into the experiment at its creation, and equal to the default: said so
+    assert whole.scope == "" and whole.origins["tilt_deg"] == "experiment (= default)"
     assert effective_recipe(exp, effective, "film/rt").values.tilt_deg == 2.0
 
 
@@ -504,14 +505,14 @@ def test_cli_show_set_unset(cli, exp, site_file):
     line = next(ln for ln in shown.stdout.splitlines() if ln.startswith("tilt_deg"))
     assert line.split() == ["tilt_deg", "-0.5", "reduction", "film/rt"]
     line = next(ln for ln in shown.stdout.splitlines() if ln.startswith("q_unit"))
-    assert line.split() == ["q_unit", "A^-1", "experiment"]
+    assert line.split() == ["q_unit", "A^-1", "experiment", "(=", "default)"]
     assert f"sha256: {recipe.sha256}" in shown.stdout
 
     as_json = json.loads(cli("recipe show film/rt/7 --json").stdout)
     assert as_json["scope"] == "film/rt/7" and as_json["sha256"] == recipe.sha256
     assert as_json["recipe"] == recipe.as_dict()
     assert as_json["origins"]["img_gid_q"] == "reduction film/rt"
-    assert as_json["origins"]["outputs"] == "experiment"
+    assert as_json["origins"]["outputs"] == "experiment (= default)"
 
     result = cli("recipe unset --for film/rt tilt_deg preview")
     assert result.exit_code == 0, result.output
@@ -576,7 +577,7 @@ def _write(path, recipe, *, mode="create", frames=2, incidence_deg=0.15):
 def test_outputs_record_the_recipe_and_its_hash(tmp_path):
     import h5py
 
-    from nxgid import nexus_names as nx
+    from nxgid import names as nx
     from nxgid.nexus.reader import NexusFile
 
     first = _recipe(img_gid_q="q_xy=0:2:30, q_z=20")
@@ -614,3 +615,16 @@ def test_files_with_a_recipe_pass_the_validators(tmp_path):
     _write(path, _recipe(vert_cut_gid="q_z=0:2.5:250, cut=1.28:1.38").as_dict())
     assert nv.validate(path) == {"nexusformat": [], "pynxtools": [], "silx": [],
                                  "nxload": []}
+
+
+def test_show_tells_seeded_values_from_chosen_ones(exp, site_file):
+    """An experiment is seeded with every [reduction] value: `recipe show` says which
+    ones equal the default or the site's and which were chosen for the experiment."""
+    set_value(SettingsFile.read(site_file), "reduction", "block_frames", "8")
+    effective = _effective(exp, site_file)
+    set_value(SettingsFile.read(exp.settings_file), "reduction", "block_frames", "8")
+    set_recipe(exp, effective, "", [("tilt_deg", "0.25")])
+    recipe = effective_recipe(exp, _effective(exp, site_file))
+    assert recipe.origins["tilt_deg"] == "experiment"
+    assert recipe.origins["block_frames"] == "experiment (= site)"
+    assert recipe.origins["method"] == "experiment (= default)"

@@ -314,33 +314,61 @@ def test_cli_init_from_flags_then_show_and_set(nxgid, tmp_path):
     assert result.exit_code == 2 and "no value" in result.stderr
 
 
-def test_cli_interactive_init_keeps_on_enter_and_saves_on_confirmation(nxgid, tmp_path):
-    from nxgid.settings.model import SECTIONS as sections
-
-    keys = [(s, k) for s, m in sections.items() for k in m.model_fields]
-    answers = {("instrument", "source"): "SOLEIL", ("configuration", "distance_mm"): "-5",
-               ("configuration", "wavelength_A"): "1.2"}
+def _answers(keys, answers: dict) -> list[str]:
     lines = []
     for key in keys:
         if key == ("configuration", "distance_mm"):
             lines += ["-5", "450"]  # rejected, then asked again
         else:
             lines.append(answers.get(key, ""))
-    result = nxgid("settings init -i", input="\n".join(lines) + "\ny\n")
+    return lines
+
+
+def test_cli_interactive_init_asks_the_site_questions_and_saves_on_confirmation(nxgid,
+                                                                                tmp_path):
+    from nxgid.cli.settings_cmd import SITE_QUESTIONS
+    from nxgid.settings.model import SECTIONS as sections
+
+    keys = [key for group in SITE_QUESTIONS.values() for key in group]
+    every = [(s, k) for s, m in sections.items() for k in m.model_fields]
+    assert 8 <= len(keys) <= 15 < len(every)  # a dozen questions, not every key
+    answers = {("instrument", "source"): "SOLEIL", ("configuration", "wavelength_A"): "1.2",
+               ("beamline", "plugin"): "spec"}
+    result = nxgid("settings init -i", input="\n".join(_answers(keys, answers)) + "\ny\n")
     assert result.exit_code == 0, result.output
+    asked = [key for key in every if f"  {key[0]}.{key[1]} (" in result.stdout]
+    assert asked == sorted(keys, key=every.index)  # these, and no other
     assert "greater than 0" in result.stderr
+    for topic in SITE_QUESTIONS:
+        assert f"\n{topic}\n" in result.stdout
+    assert "settings init -i --all" in result.stdout
     s = load_effective(tmp_path / "site" / "settings.ini").settings
-    assert s.instrument.source == "SOLEIL"
+    assert s.instrument.source == "SOLEIL" and s.beamline.plugin == "spec"
     assert s.configuration.distance_mm == 450.0
     assert s.configuration.wavelength_A == 1.2
     assert s.configuration.detector == "Pilatus2M"  # Enter kept the default
     # declining the confirmation changes nothing
     before = (tmp_path / "site" / "settings.ini").read_bytes()
     lines = ["" for _ in keys]
-    lines[0] = "dask"
+    lines[0] = "ESRF"
     result = nxgid("settings init -i", input="\n".join(lines) + "\nn\n")
     assert result.exit_code == 0 and "not saved" in result.stdout
     assert (tmp_path / "site" / "settings.ini").read_bytes() == before
+
+
+def test_cli_interactive_init_all_asks_every_key(nxgid, tmp_path):
+    from nxgid.settings.model import SECTIONS as sections
+
+    keys = [(s, k) for s, m in sections.items() for k in m.model_fields]
+    answers = {("server", "workers"): "3", ("beamline", "monitor"): "I0"}
+    result = nxgid("settings init -i --all",
+                   input="\n".join(_answers(keys, answers)) + "\ny\n")
+    assert result.exit_code == 0, result.output
+    for section, key in keys:
+        assert f"  {section}.{key} (" in result.stdout
+    s = load_effective(tmp_path / "site" / "settings.ini").settings
+    assert s.server.workers == 3 and s.beamline.monitor == "I0"
+    assert s.configuration.distance_mm == 450.0
 
 
 def test_cli_upgrade_keeps_backup(nxgid, tmp_path):

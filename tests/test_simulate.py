@@ -12,7 +12,7 @@ import pytest
 from nxgid.errors import NxgidError
 from nxgid.geometry import DetectorGeometry, SampleGeometry, pixel_coordinates
 from nxgid.geometry.coordinates import per_pixel_corners
-from nxgid.simulate import (
+from nxgid.images.simulate import (
     HORIZON_WIDTH_DEG,
     Pattern,
     Ring,

@@ -1,4 +1,4 @@
-"""nxgid.stack: image series → one crash-safe, resumable HDF5 stack."""
+"""nxgid.experiment.stack: image series → one crash-safe, resumable HDF5 stack."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from fabio.cbfimage import CbfImage
 from fabio.edfimage import EdfImage
 from fabio.tifimage import TifImage
 
-from nxgid import stack
 from nxgid.errors import ExistsError, MissingError, NxgidError
-from nxgid.images import open_series
-from nxgid.stack import DATA_PATH, partial_path, stack_images
+from nxgid.experiment import stack
+from nxgid.experiment.stack import DATA_PATH, partial_path, stack_images
+from nxgid.images.series import open_series
 
 SHAPE = (5, 7)
 BITSHUFFLE = 32008
@@ -272,7 +272,7 @@ def test_unreadable_partial_is_discarded(raw, out):
 _KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from nxgid import stack
+    from nxgid.experiment import stack
 
     mode, output, pattern = sys.argv[1:]
 

@@ -196,7 +196,7 @@ def test_a_recalibration_reaches_every_scan_of_the_configuration(site_file, nxgi
 
 def test_a_new_mask_makes_the_scans_stale_and_a_changed_mask_file_names_itself(site_file):
     from nxgid.experiment.configuration import configuration_mask, set_mask
-    from nxgid.recipe import set_recipe
+    from nxgid.experiment.recipe import set_recipe
 
     beamtime = make_beamtime(site_file, {"s001": 2})
     exp, ref = beamtime.experiment, beamtime.scans[0]

@@ -20,9 +20,9 @@ from nxgid.experiment.configuration import spec_from_settings, write_configurati
 from nxgid.experiment.layout import ScanRef
 from nxgid.experiment.scans import link_raw, new_scan
 from nxgid.geometry import DetectorGeometry, SampleGeometry
+from nxgid.images.simulate import Pattern, Spot, simulate_stack
 from nxgid.nexus.writer import EntryMetadata, InstrumentInfo, NexusWriter
 from nxgid.settings.store import load_effective
-from nxgid.simulate import Pattern, Spot, simulate_stack
 
 pytest.importorskip("nexusformat")
 pytest.importorskip("pynxtools")

@@ -50,7 +50,7 @@ def _reduce(beamtime, **options):
 
 
 def _spot_centroid(result, q_xy: float, q_z: float, half_width: float = 0.1):
-    from nxgid.plot import frame_mean
+    from nxgid.plot.results import frame_mean
 
     image = frame_mean(result.intensity)
     qx, qz = result.x_axis.centres, result.y_axis.centres
@@ -69,7 +69,7 @@ def test_reduce_makes_reduced_files_linked_from_the_scan_with_previews(site_file
     assert {t.status for t in tasks.values()} == {"done"}
     assert all(t.attempts == 1 and t.duration_s >= 0 and t.host for t in tasks.values())
     exp = beamtime.experiment
-    from nxgid.recipe import effective_recipe
+    from nxgid.experiment.recipe import effective_recipe
 
     for ref in beamtime.scans:
         reduced = NexusFile(exp.reduced_file(ref, "f1"))
@@ -117,7 +117,7 @@ def test_done_tasks_are_skipped_and_changes_make_them_stale(site_file):
     assert plan.queued == [] and len(plan.skipped) == 3 and report.done == 0
 
     # a new recipe: convert is stale (not redone unasked); its preview follows it
-    from nxgid.recipe import set_recipe
+    from nxgid.experiment.recipe import set_recipe
 
     set_recipe(exp, effective_settings(exp, site_path=site_file), "",
                [("img_gid_q", "q_xy=-0.5:2.2:60, q_z=-0.1:1.6:40")])
@@ -244,6 +244,13 @@ def test_workers_in_processes_claim_each_task_once_and_respect_prerequisites(sit
     log = exp.log_file.read_text()
     for row in rows:
         assert log.count(f"{row.scan}:f1  convert started") == 1
+    # `show` on a scan file lists what it links: the raw frames and the reduced results
+    shown = nxgid(["show", str(exp.scan_file(rows[0].scan))])
+    assert shown.exit_code == 0, shown.output
+    scan = rows[0].scan.scan
+    assert f"frames   {scan}/f1.h5:/entry/data/data (2 × " in shown.stdout, shown.stdout
+    assert f"reduced  img_gid_q: {scan}/f1_reduced.nxs:/img_gid_q/data/img_gid_q (2 × " \
+        in shown.stdout, shown.stdout
 
 
 def test_a_worker_killed_mid_task_is_requeued_and_the_redo_is_clean(site_file):
@@ -370,7 +377,7 @@ def test_incidence_angle_source_follows_the_recipe(site_file):
     with h5py.File(output, "r") as handle:
         assert handle["img_gid_q/data/incidence_angle"][()] == pytest.approx(
             [INCIDENCE_DEG] * 2)
-    from nxgid.recipe import set_recipe
+    from nxgid.experiment.recipe import set_recipe
 
     effective = effective_settings(exp, site_path=site_file)
     set_recipe(exp, effective, "film/rt/s001", [("incidence_angle", "0.5")])
@@ -453,3 +460,22 @@ def test_workers_give_their_task_back_and_stop_when_their_parent_dies(site_file)
     given_back = convert_run()
     assert (given_back.status, given_back.attempts) == ("queued", 0)
     assert "convert interrupted; given back to the queue" in exp.log_file.read_text()
+
+
+def test_workers_tell_waiting_tasks_from_queued_ones(site_file, nxgid):
+    """A scan whose raw stack is not there yet: its link waits for the input and its
+    convert and preview for their prerequisite; `workers` says so instead of "queued"."""
+    from nxgid.experiment.scans import new_scan
+
+    beamtime = make_beamtime(site_file, {"s001": 2})
+    exp = beamtime.experiment
+    new_scan(exp, ScanRef(beamtime.scans[0].sample, beamtime.scans[0].label, "s002"), "gid")
+    assert nxgid(["-E", str(exp.root), "db", "sync"]).exit_code == 0
+    assert nxgid(["-E", str(exp.root), "reduce", "--all"]).exit_code == 0
+    ran = nxgid(["-E", str(exp.root), "workers", "-n", "1"])
+    assert ran.exit_code == 0, ran.output
+    last = ran.stdout.strip().splitlines()
+    counts = next(line for line in last if line.startswith("3 done"))
+    assert "waiting (input)" in counts and "waiting (prerequisite)" in counts
+    assert "queued" not in counts
+    assert "waiting tasks cannot run until" in ran.stdout

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nxgid.bins_figure import compare_default_bins
-from nxgid.demo_conversion import demo_geometry
+from nxgid.demo.bins_figure import compare_default_bins
+from nxgid.demo.conversion import demo_geometry
 from nxgid.geometry import SampleGeometry
 
 

@@ -15,9 +15,9 @@ import numpy as np
 from matplotlib.colors import LogNorm
 
 from nxgid.conversion import Converter, TargetSpec
-from nxgid.demo_conversion import demo_geometry, film_pattern, frame_mean
+from nxgid.demo.conversion import demo_geometry, film_pattern, frame_mean
 from nxgid.geometry import SampleGeometry, pixel_coordinates
-from nxgid.simulate import simulate
+from nxgid.images.simulate import simulate
 
 geometry = demo_geometry(0.9537, 285.0, "Pilatus2M")
 sample = SampleGeometry.grazing(0.15)

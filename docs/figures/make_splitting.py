@@ -17,7 +17,7 @@ import numpy as np
 
 from nxgid.conversion import Converter, TargetSpec
 from nxgid.conversion.coverage import covered_bins
-from nxgid.demo_conversion import demo_geometry
+from nxgid.demo.conversion import demo_geometry
 from nxgid.geometry import SampleGeometry
 
 RANGES = {"q_xy": (-0.2, 0.2), "q_z": (0.2, 1.4)}
@@ -38,7 +38,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
     from pyFAI.integrator.fiber import FiberIntegrator
 
-    from nxgid.plot import save_figure
+    from nxgid.plot.results import save_figure
 
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name(
         "splitting.png")

@@ -2,14 +2,17 @@
 
 The package reads like a map, each layer importing only the ones before it::
 
-    errors, settings      foundation: one-line user errors, typed site/experiment settings
-    geometry, conversion  detector/sample geometry (pyFAI); frames → maps and profiles
-    images, nexus         image series in; the NeXus format (writer, reader, metadata) out
-    convert, plot         images → NeXus file (``nxgid convert``); pictures of results
-    experiment            the experiment tree and every path-naming rule
-    workflow              the workflow database, task queue and experiment log
+    errors, units, names  foundation: one-line user errors, units, every shared name
+    safety                outputs never meet inputs, read deadlines, quiet libraries
+    geometry, images      detector/sample geometry (pyFAI); frames read or simulated
+    conversion, plot      frames → maps and profiles; pictures of them
+    nexus                 the NeXus format (writer, reader, metadata, validators, convert)
+    settings              typed site/experiment settings
+    experiment            the workspace: layout, configurations, calibration, masks,
+                          stacks, scans, sums, recipes
+    beamlines, workflow   beamline plugins; the workflow database, tasks and workers
     demo                  a complete example beamtime built from the layers above
-    cli                   the ``nxgid`` command: parses, calls the layers above, prints
+    cli                   the ``nxgid`` command: parses, calls the layers below, prints
 
 Heavy dependencies (SQLAlchemy, h5py, pyFAI) are imported where they are used, so that
 ``import nxgid`` and ``nxgid --help`` stay instant.

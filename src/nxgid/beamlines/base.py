@@ -13,8 +13,8 @@ A third-party package registers its beamline in its ``pyproject.toml``::
     mybeamline = "mypackage.beamline:MyBeamline"
 
 ``nxgid beamlines`` lists what is installed; a plugin that fails to import is reported
-there, never fatal. The instrument name in the settings (``[instrument] instrument``)
-selects the plugin, unless ``--beamline`` names another.
+there, never fatal. ``[beamline] plugin`` in the settings selects the plugin, unless
+``--beamline`` names another (:func:`chosen_beamline`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class ScanLogs:
 class BeamLine(ABC):
     """A beamline plugin. Subclasses set the class attributes and implement the hooks."""
 
-    #: The name the settings' ``[instrument] instrument`` or ``--beamline`` selects.
+    #: The name the settings' ``[beamline] plugin`` or ``--beamline`` selects.
     name: str = ""
     source_name: str = ""
     source_type: str = "Synchrotron X-ray Source"
@@ -145,3 +145,19 @@ def get_beamline(name: str) -> type[BeamLine]:
     if info.cls is None:
         raise NxgidError(f"beamline {name!r} ({info.package}) cannot be loaded: {info.error}")
     return info.cls
+
+
+def chosen_beamline(option: str | None, settings) -> str:
+    """The name of the plugin a command uses, checked to be installed: ``--beamline``,
+    else ``[beamline] plugin``, else (for settings written before that key) an
+    ``[instrument] instrument`` that happens to be a plugin's name. The instrument name
+    itself (``ID10``) is only a name."""
+    name = option or settings.beamline.plugin
+    if not name and settings.instrument.instrument in discover():
+        name = settings.instrument.instrument
+    if not name:
+        known = ", ".join(sorted(discover())) or "none"
+        raise NxgidError("no beamline plugin: give --beamline NAME or set [beamline] plugin "
+                         f"(`nxgid settings set beamline.plugin NAME`); installed: {known}")
+    get_beamline(name)
+    return name

@@ -16,7 +16,7 @@ SUFFIXES = (".cbf", ".tif", ".tiff", ".edf", ".h5", ".img", ".mccd")
 
 
 def _images(folder: Path) -> list[Path]:
-    from nxgid.images import _natural_key
+    from nxgid.images.series import _natural_key
 
     return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES
                    and not p.name.startswith(".")), key=_natural_key)

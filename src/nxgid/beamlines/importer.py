@@ -3,7 +3,7 @@ beamline.
 
 For each raw scan the beamline lists: a scan file from the configuration
 (:func:`nxgid.experiment.scans.new_scan`), each entry's frames stacked into
-``<scan>/fN.h5`` (:mod:`nxgid.stack`) or, for detector master files, ``<scan>/fN.h5``
+``<scan>/fN.h5`` (:mod:`nxgid.experiment.stack`) or, for detector master files, ``<scan>/fN.h5``
 holding an external link to them (never a copy), and the beamline's logs written into
 the entries: per-frame monitor (NXmonitor), counting time, goniometer angles, sample
 temperature, start time and the raw log table (an NXcollection). A fingerprint of the
@@ -67,7 +67,7 @@ def import_scans(experiment: Experiment, beamline: BeamLine, sample: str, label:
                  say: Callable[[str], None] | None = None) -> list[ImportAction]:
     """Import every raw scan of *sample*/*label*; see the module docstring."""
     from nxgid.experiment.configuration import configuration_geometry, read_configuration
-    from nxgid.experiment.naming import check_name
+    from nxgid.names import check_name
 
     config_path = experiment.configuration_file(configuration)
     positions = len(read_configuration(config_path)["positions"])
@@ -129,7 +129,7 @@ def _check_frames(beamline: BeamLine, raw: RawScan,
                   detector: tuple[str, tuple[int, int]]) -> None:
     """Every raw file of *raw* is inside the beamline's raw tree, reads (headers only,
     within the reader deadline) and has the detector's frame shape."""
-    from nxgid.images import open_series
+    from nxgid.images.series import open_series
 
     for files in raw.entries.values():
         for file in files:
@@ -172,8 +172,8 @@ def _import_one(experiment: Experiment, ref: ScanRef, raw: RawScan, logs: ScanLo
     from nxgid.experiment.links import link_raw_stack
     from nxgid.experiment.locks import file_lock
     from nxgid.experiment.scans import new_scan
+    from nxgid.experiment.stack import stack_images
     from nxgid.nexus.h5 import nx_field, nx_group
-    from nxgid.stack import stack_images
 
     variables = {}
     if logs.temperature_K:
@@ -207,7 +207,7 @@ def _link_stack(target: Path, master: Path) -> None:
     copied, and the raw tree is only read."""
     import h5py
 
-    from nxgid.images import _find_datasets
+    from nxgid.images.series import _find_datasets
 
     parts: list[tuple[Path, str, tuple[int, ...], np.dtype]] = []
     with h5py.File(master, "r") as source:

@@ -321,7 +321,7 @@ class SpecBeamLine(BeamLine):
         return RawScan(name, label, entries={"f1": images}, source=source)
 
     def _images(self, folder: Path) -> list[Path]:
-        from nxgid.images import _natural_key
+        from nxgid.images.series import _natural_key
 
         patterns = [p.casefold() for p in self.image_globs]
         return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
@@ -396,7 +396,7 @@ class SpecBeamLine(BeamLine):
         files = next(iter(scan.entries.values()), [])
         if not files:
             return None, None
-        from nxgid.images import open_series
+        from nxgid.images.series import open_series
 
         try:
             return len(open_series([str(f) for f in files])), None

@@ -87,6 +87,24 @@ def configure_logging(verbose: int, debug: bool = False) -> None:
     logger.propagate = False
 
 
+@contextmanager
+def stderr_without(attribute: str) -> Iterator[None]:
+    """While inside, the stderr handler skips log records that carry *attribute*: the
+    command prints those itself (``nxgid watch`` prints each live event once)."""
+    def keep(record: logging.LogRecord) -> bool:
+        return not getattr(record, attribute, False)
+
+    handlers = [h for h in logging.getLogger("nxgid").handlers
+                if getattr(h, "_nxgid_stderr", False)]
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)
+
+
 def console() -> Console:
     """A rich console on stdout; wide enough for tables when output is not a terminal.
 
@@ -107,12 +125,33 @@ def local_time(moment) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+#: Without a terminal, a progress line at most this often (and always the last one).
+PROGRESS_LINE_EVERY_S = 2.0
+
+
 @contextmanager
 def progress_bar(label: str, enabled: bool | None) -> Iterator[Callable[[int, int], None] | None]:
-    """A ``progress(done, total)`` callback drawing a bar on stderr, or None when the bar
-    is off; *enabled* None means "when stderr is a terminal" (never in scripts or CI)."""
-    if not (sys.stderr.isatty() if enabled is None else enabled):
+    """A ``progress(done, total)`` callback: a bar on stderr when stderr is a terminal;
+    otherwise (scripts, CI, batch jobs) one line per step on stdout, e.g. ``converting:
+    48 of 100 frames, 4.1 s``, at most every :data:`PROGRESS_LINE_EVERY_S` seconds, so a
+    log shows the run is alive without a line per frame. *enabled* True forces the bar,
+    False turns progress off."""
+    if enabled is False:
         yield None
+        return
+    if enabled is None and not sys.stderr.isatty():
+        import time
+
+        started = time.monotonic()
+        last = [float("-inf")]
+
+        def line(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done < total and now - last[0] < PROGRESS_LINE_EVERY_S:
+                return
+            last[0] = now
+            click.echo(f"{label}: {done} of {total} frames, {now - started:.1f} s")
+        yield line
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

@@ -116,7 +116,7 @@ def config_new(state, name, wavelength, energy, distance, detector, beam_center,
     if instrument:
         values["instrument_name"] = instrument
     if source_type:
-        from nxgid.nexus_names import SOURCE_TYPES
+        from nxgid.names import SOURCE_TYPES
 
         if source_type not in SOURCE_TYPES:
             raise NxgidError(f"--source-type {source_type!r}: expected one of "
@@ -226,7 +226,7 @@ def calibrate(state, configuration, image, calibrant, guess_poni, distance, beam
         nxgid calibrate gid --import-poni lab6.poni --overwrite
         nxgid calibrate gid --export-poni calibrations/gid.poni
     """
-    from nxgid.calibration_job import run_calibration
+    from nxgid.experiment.calibration_job import run_calibration
 
     experiment, path = _config_path(state, configuration)
     report = run_calibration(
@@ -263,7 +263,7 @@ def mask(state, configuration, rects, circles, polygons, imports, below, replace
         nxgid mask gid --import hot_pixels.tif --below 0
         nxgid mask gid --clear
     """
-    from nxgid.calibration_job import run_mask
+    from nxgid.experiment.calibration_job import run_mask
 
     experiment, path = _config_path(state, configuration)
     for line in run_mask(experiment, path, rects=rects, circles=circles, polygons=polygons,

@@ -78,7 +78,7 @@ def _numbers(text: str, what: str) -> list[float]:
 
 def _variable(text: str) -> tuple[str, tuple[list[float], str]]:
     """``temperature=300,310:K`` → ("temperature", ([300, 310], "K"))."""
-    from nxgid.experiment.naming import check_name
+    from nxgid.names import check_name
 
     name, sep, rest = text.partition("=")
     if not sep:
@@ -92,7 +92,7 @@ def _variable(text: str) -> tuple[str, tuple[list[float], str]]:
 def _specs(to: str, ranges, bins, steps, cuts):
     from nxgid.conversion import TargetSpec
     from nxgid.conversion.grid import axis_names
-    from nxgid.convert import result_name
+    from nxgid.nexus.convert import result_name
 
     names = [result_name(n) for n in to.split(",") if n.strip()]
     used = set()
@@ -148,7 +148,8 @@ def _site_instrument() -> dict:
 @click.option("--q-unit", type=click.Choice(["A^-1", "nm^-1"]), default="A^-1",
               show_default=True)
 @click.option("--mask", type=click.Path(path_type=Path),
-              help="Mask image (non-zero = masked, or an NXdetector pixel_mask).")
+              help="Mask image (non-zero = masked), or a NeXus file whose NXdetector has a "
+                   "pixel_mask (e.g. configurations/NAME.nxs: gaps and user masks).")
 @click.option("--no-detector-mask", is_flag=True, help="Do not mask the detector's gaps.")
 @click.option("--dark", type=click.Path(path_type=Path), help="Dark image (subtracted).")
 @click.option("--flat", type=click.Path(path_type=Path), help="Flat-field image (divided).")
@@ -193,7 +194,8 @@ def _site_instrument() -> dict:
 @click.option("--block", "block_frames", type=click.IntRange(1, 4096), default=16,
               show_default=True, help="Frames converted and written at a time.")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress bar [default: when stderr is a terminal].")
+              help="Progress: a bar when stderr is a terminal, else a line every 2 s "
+                   "[default]; --progress: the bar; --no-progress: none.")
 def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, steps, cuts,
             q_unit, mask, no_detector_mask, dark, flat, corrections, method, pixel_splitting,
             max_bins, no_errors, dataset, frames, monitor, variables, metadata_file, title,
@@ -210,8 +212,8 @@ def convert(images, poni, incidence, transmission, tilt_deg, to, ranges, bins, s
             --sample film.yaml -o film.nxs --append
     """
     from nxgid.conversion.corrections import parse_corrections
-    from nxgid.convert import ConvertJob, run_convert
     from nxgid.experiment.boundary import guard_outputs
+    from nxgid.nexus.convert import ConvertJob, run_convert
 
     if append and overwrite:
         raise NxgidError("give --append or --overwrite, not both")
@@ -275,33 +277,55 @@ def show(file: Path, tree: bool, attributes: bool) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--entry", help="Entry or result name [default: the file's default].")
+@click.option("--entry", help="Entry or result name [default: the file's default]; for a "
+                              "scan file, its entry (f1, f2…) [the first].")
 @click.option("--frame", type=int, default=None,
               help="Frame to draw (negative counts from the end) [default: mean of all].")
+@click.option("--mask", "mask", is_flag=False, flag_value="file", default=None,
+              metavar="[MASKFILE]",
+              help="Raw frames: draw the mask over them — alone, the pixel_mask the file "
+                   "carries (a scan file's); or that of MASKFILE (a configuration, a scan "
+                   "file, or a mask image: non-zero = masked).")
 @click.option("--log/--linear", default=True, show_default=True, help="Intensity scale.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Picture file (.png, .pdf or .svg).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-def plot(file: Path, entry: str | None, frame: int | None, log: bool, output: Path,
-         overwrite: bool) -> None:
-    """Draw a map or profile of FILE with axis labels, units and a colour bar.
+def plot(file: Path, entry: str | None, frame: int | None, mask: str | None, log: bool,
+         output: Path, overwrite: bool) -> None:
+    """Draw a map or profile of FILE with axis labels, units and a colour bar; or, for an
+    image file, a raw stack or a scan file, the raw frame as the detector sees it
+    (pixels, x = column, y = row, row 0 at the top), with the mask over it on request.
 
     \b
     Examples:
         nxgid plot scan7.nxs -o mean.png                   # default entry, all frames
         nxgid plot scan7.nxs --entry rad_cut_gid --frame 3 --linear -o profile.svg
+        nxgid plot raw/s001/img_00001.cbf -o frame.png     # a raw frame
+        nxgid plot film/rt/film_s001.nxs --entry f1 --frame 0 --mask -o f1.png
     """
     from nxgid.experiment.boundary import guard_outputs
     from nxgid.nexus.reader import NexusFile
-    from nxgid.plot import plot_result
     from nxgid.safety.resources import check_output_file
 
     if output.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise NxgidError(f"{output}: expected a .png, .pdf or .svg file name")
-    guard_outputs([output], [file])
+    guard_outputs([output], [file, *([Path(mask)] if mask not in (None, "file") else [])])
     check_output_file(output, "picture")
     if output.exists() and not overwrite:
         raise ExistsError(f"{output} exists: use --overwrite to replace it")
+    if not _holds_results(file):
+        from nxgid.nexus.detector_frames import load_frame
+        from nxgid.plot.frames import draw_detector_image
+
+        view = load_frame(file, entry=entry, frame=frame, mask=mask)
+        path = draw_detector_image(view.image, view.bits, output, title=view.label, log=log)
+        console().print(f"{path}: {view.label}" + (", with its mask" if mask else ""))
+        return
+    if mask is not None:
+        raise NxgidError(f"--mask: {file} holds converted results, whose masked bins are "
+                         "empty already; --mask draws over raw frames")
+    from nxgid.plot.results import plot_result
+
     stored = NexusFile(file).result(entry)
     result = stored.read(frame) if frame is not None else stored.read()
     path = plot_result(result, output, frame=0 if frame is not None else None, log=log,
@@ -309,3 +333,14 @@ def plot(file: Path, entry: str | None, frame: int | None, log: bool, output: Pa
     console().print(f"{path}: {stored.name} from /{stored.entry}"
                     + (f", frame {frame}" if frame is not None else
                        f", mean of {stored.frames} frame(s)"))
+
+
+def _holds_results(file: Path) -> bool:
+    """True for a NeXus file of converted results (nxgid's or pygid's entries)."""
+    import h5py
+
+    from nxgid.nexus.reader import NexusFile
+
+    if not (file.is_file() and h5py.is_hdf5(file)):
+        return False
+    return bool(NexusFile(file).entries())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import click
 
-from nxgid.cli.common import State, console, experiment_option, local_time, pass_state
+from nxgid.cli.common import State, console, experiment_option, pass_state
+from nxgid.cli.tables import scan_table, task_view
 
 
 def _selections(texts: tuple[str, ...]):
@@ -79,14 +78,6 @@ def db_info(state: State) -> None:
                              or "none"))
 
 
-def _task_summary(states) -> str:
-    by_task: dict[str, Counter[str]] = {}
-    for task in states:
-        by_task.setdefault(task.task, Counter())[task.shown_status.split(" (")[0]] += 1
-    return "; ".join(f"{task}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items()))
-                     for task, c in sorted(by_task.items())) or "-"
-
-
 @click.command()
 @experiment_option
 @click.argument("selection", nargs=-1, metavar="[SAMPLE[/LABEL[/SCAN]]]...")
@@ -121,24 +112,24 @@ def status(state: State, selection: tuple[str, ...], show_tasks: bool, watch: bo
     out = console()
     with open_database(exp) as database:
         if not watch:
-            out.print(_status_view(ctx, database, parts, show_tasks))
+            out.print(_status_view(ctx, database, parts, show_tasks, out.width))
             return
         from rich.live import Live
 
         count = 0
-        with Live(_status_view(ctx, database, parts, show_tasks), console=out,
+        with Live(_status_view(ctx, database, parts, show_tasks, out.width), console=out,
                   auto_refresh=False) as live:
             try:
                 while times is None or count < times - 1:
                     time.sleep(interval)
-                    live.update(_status_view(ctx, database, parts, show_tasks),
+                    live.update(_status_view(ctx, database, parts, show_tasks, out.width),
                                 refresh=True)
                     count += 1
             except KeyboardInterrupt:
                 pass
 
 
-def _status_view(ctx, database, parts, show_tasks: bool):
+def _status_view(ctx, database, parts, show_tasks: bool, width: int = 140):
     from rich.console import Group
 
     from nxgid.workflow.queue import requeue_expired, status_counts
@@ -157,50 +148,4 @@ def _status_view(ctx, database, parts, show_tasks: bool):
         return Group(head, "no scans registered: create scans, then run `nxgid db sync`")
     if not show_tasks:
         return Group(head, scan_table(rows))
-    return Group(head, task_table(rows))
-
-
-def task_table(rows):
-    """One row per task: state, attempts, start, duration, host, result or error (also
-    printed by `nxgid demo`)."""
-    from rich.table import Table
-
-    table = Table("scan", "task", "entry", "status", "attempts", "started", "duration",
-                  "host", box=None, pad_edge=False)
-    table.add_column("result / error", overflow="fold", min_width=30)
-    for row in rows:
-        for task in row.tasks:
-            duration = "" if task.duration_s is None else f"{task.duration_s:.1f} s"
-            result = f"stale: {task.stale_reason}" if task.stale_reason \
-                else task.error or task.detail or ""
-            table.add_row(str(row.scan), task.task, task.entry, task.shown_status,
-                          str(task.attempts), local_time(task.started_at), duration,
-                          task.host or "", result)
-    return table
-
-
-def scan_table(rows):
-    """The per-scan status table (also printed by `nxgid demo`)."""
-    from rich.table import Table
-
-    why = any(t.stale_reason for row in rows for t in row.tasks)
-    table = Table("scan", "entries", "raw data", "on disk", "tasks", box=None, pad_edge=False)
-    if why:
-        table.add_column("stale because", overflow="fold", min_width=30)
-    for row in rows:
-        cells = [str(row.scan), ", ".join(row.entries) or "-",
-                 f"{len(row.raw_entries)}/{len(row.entries)}",
-                 "yes" if row.present else "MISSING", _task_summary(row.tasks)]
-        table.add_row(*cells, *([_stale_summary(row.tasks)] if why else []))
-    return table
-
-
-def _stale_summary(states) -> str:
-    """The reasons of a scan's stale tasks, each with the tasks it applies to, e.g.
-    ``link f1, convert f1: geometry (configuration gid changed)``."""
-    by_reason: dict[str, list[str]] = {}
-    for task in states:
-        if task.stale_reason:
-            by_reason.setdefault(task.stale_reason, []).append(
-                f"{task.task} {task.entry}".strip())
-    return "; ".join(f"{', '.join(tasks)}: {reason}" for reason, tasks in by_reason.items())
+    return Group(head, task_view(rows, width))

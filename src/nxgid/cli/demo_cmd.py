@@ -1,4 +1,5 @@
-"""``nxgid demo``: build a complete example beamtime and show where everything is."""
+"""``nxgid demo``: build a complete example beamtime and show where everything is;
+``nxgid examples``: write the example inputs the README and the walkthrough use."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def demo(directory: Path, overwrite: bool) -> None:
     Example:
         nxgid demo /tmp/nxgid-demo
     """
-    from nxgid.cli.db_cmd import scan_table, task_table
-    from nxgid.demo import WORKERS, build_demo
-    from nxgid.demo_conversion import DEMO_OVERRIDES
+    from nxgid.cli.tables import scan_table, task_table
+    from nxgid.demo.beamtime import WORKERS, build_demo
+    from nxgid.demo.conversion import DEMO_OVERRIDES
     from nxgid.experiment.logbook import tail
 
     out = console()
@@ -57,7 +58,7 @@ def demo(directory: Path, overwrite: bool) -> None:
         out.print(f"  {setup.summed} = sum of its scans")
     conv = report.conversion
     if conv is not None:
-        from nxgid.recipe import effective_recipe
+        from nxgid.experiment.recipe import effective_recipe
         from nxgid.workflow.workspace import effective_settings
 
         effective = effective_settings(exp, site_path=report.site_file)
@@ -129,6 +130,10 @@ def demo(directory: Path, overwrite: bool) -> None:
                       markup=False)
             out.print(f"    {refusal.message}", markup=False, overflow="ignore",
                       no_wrap=True, crop=False)
+    if report.handouts is not None:
+        out.print("\nto take away and to try by hand:")
+        for line in report.handouts.lines:
+            out.print(f"  {line}", markup=False)
     out.print("\nlast log lines:")
     for line in tail(exp.log_file, 5):
         out.print(f"  {line}")
@@ -148,3 +153,38 @@ def demo(directory: Path, overwrite: bool) -> None:
     if conv is not None and conv.files:
         out.print(f"  nxgid show {conv.files[0]}")
         out.print(f"  nxgid plot {conv.files[0]} --entry img_gid_q -o map.png")
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--experiment", default=None, metavar="NAME",
+              help="Experiment the raw tree is for (raw/NAME/) [2026-11-ID10-pentacene].")
+@click.option("--overwrite", is_flag=True,
+              help="Write into a folder that is not empty (only the example files are "
+                   "replaced).")
+def examples(directory: Path, experiment: str | None, overwrite: bool) -> None:
+    """Write example inputs into DIRECTORY: a LaB6 powder image with its PONI and
+    d-spacings, a mask image, a sample YAML, image series and a SPEC beamline's raw tree.
+
+    They are what the README's Quick start and docs/walkthrough.md use, so every block
+    of them runs as written. DIRECTORY/README.txt says what each file is.
+
+    \b
+    Example:
+        nxgid examples inputs
+    """
+    from nxgid.demo.inputs import EXPERIMENT, write_example_inputs
+
+    out = console()
+    written = write_example_inputs(directory, overwrite=overwrite,
+                                   experiment=experiment or EXPERIMENT)
+    out.print(f"wrote {len(written.files)} example files to {written.folder}/ "
+              "(README.txt says what each is):")
+    shown: set[str] = set()
+    for path in written.files:
+        relative = path.relative_to(written.folder)
+        top = relative.parts[0] if len(relative.parts) > 1 else str(relative)
+        if top in shown:
+            continue
+        shown.add(top)
+        out.print(f"  {top}{'/' if len(relative.parts) > 1 else ''}")

@@ -31,7 +31,7 @@ def beamlines() -> None:
 @click.argument("sample")
 @click.argument("label")
 @click.option("--config", "configuration", required=True, help="Configuration name.")
-@click.option("--beamline", help="Beamline plugin [the settings' instrument].")
+@click.option("--beamline", help="Beamline plugin [the settings' [beamline] plugin].")
 @click.option("--dry-run", is_flag=True, help="Print what would be imported; write nothing.")
 @click.option("--overwrite", is_flag=True, help="Re-import scans whose raw files changed.")
 @experiment_option
@@ -47,7 +47,7 @@ def import_command(state, sample, label, configuration, beamline, dry_run,
         nxgid import pentacene-SiO2 as-grown --config gid --dry-run
         nxgid import pentacene-SiO2 as-grown --config gid --beamline spec
     """
-    from nxgid.beamlines.base import get_beamline
+    from nxgid.beamlines.base import chosen_beamline, get_beamline
     from nxgid.beamlines.importer import import_scans
     from nxgid.experiment.create import planned_raw_directory
     from nxgid.experiment.layout import Selection
@@ -56,10 +56,7 @@ def import_command(state, sample, label, configuration, beamline, dry_run,
 
     experiment = state.experiment()
     settings = effective_settings(experiment)
-    name = beamline or settings.settings.instrument.instrument
-    if not name:
-        raise NxgidError("no beamline: give --beamline NAME or set [instrument] instrument "
-                         "(see `nxgid beamlines`)")
+    name = chosen_beamline(beamline, settings.settings)
     raw = planned_raw_directory(experiment.name, settings)
     if raw is None or not raw.is_dir():
         raise NxgidError(f"raw data directory {raw} does not exist: expected "

@@ -54,7 +54,7 @@ def show(state: State, scope: str, as_json: bool) -> None:
     """
     from rich.table import Table
 
-    from nxgid.recipe import effective_recipe, recipe_scopes
+    from nxgid.experiment.recipe import effective_recipe, recipe_scopes
 
     experiment, effective = _load(state)
     resolved = effective_recipe(experiment, effective, scope)
@@ -99,7 +99,7 @@ def set_command(state: State, scope: str, pairs: tuple[str, ...]) -> None:
     import logging
 
     from nxgid.errors import SettingsError
-    from nxgid.recipe import effective_recipe, scope_section, set_recipe
+    from nxgid.experiment.recipe import effective_recipe, scope_section, set_recipe
     from nxgid.settings.store import load_effective
 
     if len(pairs) % 2:
@@ -132,7 +132,7 @@ def unset_command(state: State, scope: str, keys: tuple[str, ...]) -> None:
     """
     import logging
 
-    from nxgid.recipe import effective_recipe, scope_section, unset_recipe
+    from nxgid.experiment.recipe import effective_recipe, scope_section, unset_recipe
     from nxgid.settings.store import load_effective
 
     experiment, effective = _load(state)

@@ -82,7 +82,8 @@ def run_now(state: State, experiment, effective, tasks, executor: str, scheduler
             def progress(what: str, done: int, of: int) -> None:
                 bar.update(frames, description=f"  {what} frames", completed=done, total=of)
         ctx = TaskContext(experiment, effective, progress=progress)
-        report_event = _events(out, state.verbose > 0)
+        # a line per finished task when nothing else shows progress (no terminal), or -v
+        report_event = _events(out, state.verbose > 0 or bar is None)
 
         def on_event(claimed, status, detail) -> None:
             report_event(claimed, status, detail)
@@ -209,7 +210,7 @@ def workers(state: State, count, task_names, wait, executor, scheduler) -> None:
         nxgid workers --wait
         nxgid workers --executor dask --scheduler tcp://cluster:8786
     """
-    from nxgid.workflow.queue import status_counts
+    from nxgid.workflow.status import scan_status, shown_counts
     from nxgid.workflow.worker import run_workers
     from nxgid.workflow.workspace import effective_settings, open_database
 
@@ -231,8 +232,12 @@ def workers(state: State, count, task_names, wait, executor, scheduler) -> None:
     codes = run_workers(experiment, count,
                         site_path=effective.site_file.path, tasks=tasks, wait=wait)
     with open_database(experiment) as db:
-        counts = status_counts(db)
-    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no tasks")
+        counts = shown_counts(scan_status(db))
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items()) or "no tasks")
+    if any(s.startswith("waiting") for s in counts) and not wait:
+        out.print("waiting tasks cannot run until their input or prerequisite is there "
+                  "(`nxgid status --tasks` says which); queued ones are for the next "
+                  "workers")
     if any(code not in (0, None) for code in codes) and not wait:
         raise SystemExit(1)
 

@@ -15,7 +15,7 @@ def _variables(values: tuple[str, ...]) -> dict[str, tuple[float, str]]:
     """``temperature=300K`` or ``temperature=300:K`` → {"temperature": (300.0, "K")}."""
     import re
 
-    from nxgid.experiment.naming import check_name
+    from nxgid.names import check_name
 
     parsed = {}
     for text in values:
@@ -213,7 +213,8 @@ def scan_list(state, selection) -> None:
 @click.option("--frames", metavar="RANGE", help="Frames of the series, e.g. 0:100.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing stack.")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress bar [default: when stderr is a terminal].")
+              help="Progress: a bar when stderr is a terminal, else a line every 2 s "
+                   "[default]; --progress: the bar; --no-progress: none.")
 @experiment_option
 @pass_state
 def stack(state, images, output, scan_path, entry, dataset, frames, overwrite,
@@ -227,7 +228,7 @@ def stack(state, images, output, scan_path, entry, dataset, frames, overwrite,
         nxgid stack 'raw/s001/*.cbf' --scan pentacene-SiO2/as-grown/s001 --entry f1
         nxgid stack 'img_*.tif' -o stack.h5
     """
-    from nxgid.stack import stack_images
+    from nxgid.experiment.stack import stack_images
 
     if (output is None) == (scan_path is None):
         raise NxgidError("give -o OUTPUT or --scan SAMPLE/LABEL/SCAN, one of the two")

@@ -37,19 +37,38 @@ def settings() -> None:
     """
 
 
+#: What ``settings init -i`` asks a new site, by topic; ``--all`` asks every key.
+SITE_QUESTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "facility and beamline": (("instrument", "source"), ("instrument", "instrument"),
+                              ("beamline", "plugin")),
+    "where the data live": (("instrument", "raw_home"), ("instrument", "raw_path"),
+                            ("instrument", "analysis_home"),
+                            ("instrument", "analysis_path")),
+    "the usual set-up (defaults of `nxgid config new`)": (
+        ("configuration", "detector"), ("configuration", "wavelength_A"),
+        ("configuration", "distance_mm"), ("configuration", "incidence_angle_deg")),
+    "the reduction machines": (("server", "workers"),),
+}
+
+
 @settings.command("init", context_settings={"max_content_width": 110})
 @click.option("-i", "--interactive", is_flag=True,
-              help="Prompt for every key showing its current value (Enter keeps it); "
-                   "save only on confirmation. Works on an existing file.")
+              help="Ask the few questions a site needs, by topic, showing each current "
+                   "value (Enter keeps it); save only on confirmation. Works on an "
+                   "existing file.")
+@click.option("--all", "ask_all", is_flag=True,
+              help="With -i: ask every key of every section.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing site file.")
 @_key_options
-def init(interactive: bool, overwrite: bool, **values: str | None) -> None:
+def init(interactive: bool, ask_all: bool, overwrite: bool, **values: str | None) -> None:
     """Create the site settings file from flags (or prompts with -i).
 
     \b
-    Example:
-        nxgid settings init --source "PETRA III" --instrument P03 \\
+    Examples:
+        nxgid settings init --source "PETRA III" --instrument P03 --plugin spec \\
             --raw-home /asap3/petra3/gpfs/p03 --analysis-home ~/beamtimes
+        nxgid settings init -i          # the dozen questions a site needs
+        nxgid settings init -i --all    # every key
     """
     from nxgid.settings.store import (
         SettingsFile,
@@ -78,20 +97,26 @@ def init(interactive: bool, overwrite: bool, **values: str | None) -> None:
         for key, value in items.items():
             file.set(section, key, normalise_value(section, key, value))
     click.echo(f"Site settings {path} — press Enter to keep the value shown.")
-    for section, model in SECTIONS.items():
-        click.echo(f"\n[{section}]")
-        for key in model.model_fields:
+    groups = ({f"[{section}]": tuple((section, key) for key in model.model_fields)
+               for section, model in SECTIONS.items()} if ask_all else SITE_QUESTIONS)
+    for topic, keys in groups.items():
+        click.echo(f"\n{topic}")
+        for section, key in keys:
             current = file.get(section, key)
             if current is None:
                 current = default_values()[section][key]
             while True:
-                answer = click.prompt(f"  {key} ({model.describe(key)})", default=current,
-                                      show_default=True)
+                answer = click.prompt(
+                    f"  {section}.{key} ({SECTIONS[section].describe(key)})",
+                    default=current, show_default=True)
                 try:
                     file.set(section, key, normalise_value(section, key, answer.strip()))
                     break
                 except Exception as exc:  # show the reason and ask again
                     click.echo(f"  error: {exc}", err=True)
+    if not ask_all:
+        click.echo("\n(the other keys keep their values: `nxgid settings init -i --all` "
+                   "asks them, `nxgid settings set SECTION.KEY VALUE` sets one)")
     validate_file(file)
     if click.confirm(f"\nSave to {path}?", default=True):
         file.write()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from nxgid.cli.common import State, console, experiment_option, pass_state
+from nxgid.cli.common import State, console, experiment_option, pass_state, stderr_without
 
 
 @click.command()
 @click.argument("selection", nargs=-1, metavar="[SAMPLE[/LABEL]]...")
 @click.option("--config", "configuration", required=True,
               help="Configuration of the scans imported.")
-@click.option("--beamline", help="Beamline plugin [the settings' instrument].")
+@click.option("--beamline", help="Beamline plugin [the settings' [beamline] plugin].")
 @click.option("--poll", is_flag=True,
               help="Poll the raw tree instead of using inotify (network file systems, "
                    "where inotify does not see files written by other hosts).")
@@ -49,6 +49,7 @@ def watch(state: State, selection, configuration, beamline, poll, interval, sett
     import signal
 
     from nxgid.workflow.live import watch as run_watch
+    from nxgid.workflow.live.reduction import LIVE_EVENT
     from nxgid.workflow.workspace import effective_settings
 
     experiment = state.experiment()
@@ -67,11 +68,12 @@ def watch(state: State, selection, configuration, beamline, poll, interval, sett
 
     previous = signal.signal(signal.SIGTERM, interrupt)  # stopped like Ctrl-C
     try:
-        summary = run_watch(experiment, effective, configuration=configuration,
-                            beamline=beamline, selections=selection, poll=poll,
-                            interval=interval, settle=settle, on_event=on_event,
-                            on_start=on_start, max_passes=max_passes,
-                            until_idle=until_idle)
+        with stderr_without(LIVE_EVENT):  # each event once: on stdout, by on_event
+            summary = run_watch(experiment, effective, configuration=configuration,
+                                beamline=beamline, selections=selection, poll=poll,
+                                interval=interval, settle=settle, on_event=on_event,
+                                on_start=on_start, max_passes=max_passes,
+                                until_idle=until_idle)
     except KeyboardInterrupt:  # before the watch started or after it ended
         out.print("stopped")
         return

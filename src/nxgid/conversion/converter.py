@@ -32,7 +32,7 @@ from nxgid.geometry.coordinates import (
     pixel_coordinates,
 )
 from nxgid.geometry.detector import DetectorGeometry
-from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS
+from nxgid.names import MAP_RESULTS, PROFILE_RESULTS
 from nxgid.units import check_q_unit
 
 #: Pixels with any of the low 16 bits of an NXdetector ``pixel_mask`` set are ignored.

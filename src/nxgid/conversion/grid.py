@@ -20,7 +20,7 @@ import numpy as np
 
 from nxgid.errors import NxgidError
 from nxgid.geometry.coordinates import Q_AXES
-from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS
+from nxgid.names import MAP_RESULTS, PROFILE_RESULTS
 from nxgid.units import Q_SCALE, check_q_unit
 
 

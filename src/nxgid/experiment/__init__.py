@@ -2,7 +2,7 @@
 
 from nxgid.experiment.create import create_experiment, create_sample
 from nxgid.experiment.layout import Experiment, ScanRef, Selection, entry_name
-from nxgid.experiment.naming import check_name, check_sample_name
+from nxgid.names import check_name, check_sample_name
 
 __all__ = [
     "Experiment",

@@ -101,7 +101,7 @@ def spec_from_settings(name: str, settings, *, values: Mapping[str, object] | No
     """A spec from the settings' ``[configuration]`` and ``[instrument]`` defaults,
     overridden by *values* (global) and *per_position* (a list with one value per
     position, one value for all, or {position number (1-based): value})."""
-    from nxgid.experiment.naming import check_name
+    from nxgid.names import check_name
 
     check_name(name, "configuration")
     cfg, inst = settings.configuration, settings.instrument
@@ -149,7 +149,7 @@ def spec_from_settings(name: str, settings, *, values: Mapping[str, object] | No
         message = error["msg"].removeprefix("Value error, ")
         got = "" if isinstance(error.get("input"), dict) else f" (got {error.get('input')!r})"
         raise NxgidError(f"configuration {name}: {where}: {message}{got}") from None
-    from nxgid.detectors import check_detector_name
+    from nxgid.geometry.detectors import check_detector_name
 
     check_detector_name(spec.detector)
     return spec
@@ -394,7 +394,7 @@ def set_geometry(path: Path, geometry, *, mask: np.ndarray | None = None,
         nx_field(entry["instrument/monochromator"], "energy",
                 wavelength_A_to_energy_keV(geometry.wavelength_A), "keV")
         if calibration is not None:
-            from nxgid.calibration import write_calibration
+            from nxgid.experiment.calibration import write_calibration
 
             write_calibration(entry, calibration, image)
         sync_positions(root)

@@ -22,7 +22,7 @@ from nxgid.experiment.layout import (
     raw_directory,
 )
 from nxgid.experiment.logbook import logging_to
-from nxgid.experiment.naming import check_name, check_sample_name
+from nxgid.names import check_name, check_sample_name
 from nxgid.settings.model import ExperimentInfo
 from nxgid.settings.store import Effective, create_experiment_file
 

@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from nxgid.errors import InvalidNameError, NotInExperimentError
-from nxgid.experiment.naming import (
+from nxgid.names import (
     RESERVED_DIRECTORIES,
     check_name,
     check_sample_name,

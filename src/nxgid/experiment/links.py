@@ -59,7 +59,7 @@ def link_raw_stack(entry, filename: str) -> None:
     file), replacing the placeholder."""
     import h5py
 
-    from nxgid.nexus_names import RAW_STACK_DATA
+    from nxgid.names import RAW_STACK_DATA
 
     link = h5py.ExternalLink(filename, RAW_STACK_DATA)
     data = nx_group(entry, "data", "NXdata")
@@ -77,7 +77,7 @@ def link_reduced(entry, filename: str, reduced: Path) -> list[str]:
     the results linked."""
     import h5py
 
-    from nxgid import nexus_names as nx
+    from nxgid import names as nx
     from nxgid.nexus.frames import nxgid_entry_paths
 
     if REDUCED in entry:

@@ -191,7 +191,7 @@ def _entry_status(root, path: Path, name: str, shape, raw_link: str,
     symlinked stack) is reported, its target never opened."""
     import h5py
 
-    from nxgid.nexus_names import RAW_STACK_DATA
+    from nxgid.names import RAW_STACK_DATA
 
     link = root[name]["data"].get("data", getlink=True)
     filename = link.filename if isinstance(link, h5py.ExternalLink) else raw_link
@@ -491,3 +491,16 @@ def entry_logs(experiment: Experiment, ref: ScanRef, entry: str) -> EntryLogs:
             found.temperature_K = [float(v) for v in temperature[()]]
         found.has_logs = found.has_logs or "logs" in group.get("instrument", {})
     return found
+
+
+def scan_identity(experiment: Experiment, ref: ScanRef, entry: str) -> tuple[str, str | None]:
+    """The sample name an entry of the scan file records (the experiment's sample name
+    when it records none) and the scan's measurement start (``entry/start_time``, e.g.
+    SPEC's ``#D``, written by the import; None when not known), for the reduced files."""
+    from nxgid.nexus.frames import read_text
+
+    with opened(experiment.scan_file(ref), what="scan file") as root:
+        name = root.get(f"{entry}/sample/name")
+        started = root.get("entry/start_time")
+        sample = (read_text(name) if name is not None else "") or ref.sample
+        return sample, (read_text(started) if started is not None else "") or None

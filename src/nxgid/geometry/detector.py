@@ -104,7 +104,7 @@ class DetectorGeometry:
             det = Detector(pixel1=pixel_size_m[0], pixel2=pixel_size_m[1], max_shape=shape,
                            orientation=orientation or 0)
         elif isinstance(detector, str):
-            from nxgid.detectors import check_detector_name
+            from nxgid.geometry.detectors import check_detector_name
 
             check_detector_name(detector)
             kwargs = {"config": {"orientation": orientation}} if orientation else {}

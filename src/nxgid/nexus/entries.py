@@ -16,7 +16,7 @@ from datetime import datetime
 
 import numpy as np
 
-from nxgid import nexus_names as nx
+from nxgid import names as nx
 from nxgid.conversion.result import Result
 from nxgid.errors import NxgidError
 from nxgid.nexus.frames import (
@@ -52,7 +52,7 @@ def recipe_hash(recipe: Mapping[str, object]) -> str:
     """SHA-256 (hex) of the canonical JSON of *recipe*: sorted keys, no whitespace.
 
     The one definition of the recipe hash, kept with the record it hashes: the NeXus
-    writer stores it as ``process/recipe_sha256``, and :attr:`nxgid.recipe.Recipe.sha256`
+    writer stores it as ``process/recipe_sha256``, and :attr:`nxgid.experiment.recipe.Recipe.sha256`
     is this hash of the same record.
     """
     text = json.dumps(dict(recipe), sort_keys=True, separators=(",", ":"), ensure_ascii=False,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nxgid import nexus_names as nx
+from nxgid import names as nx
 from nxgid.errors import NxgidError
 from nxgid.nexus.h5 import nx_group
 

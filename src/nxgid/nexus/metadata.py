@@ -2,7 +2,7 @@
 
 A sample has a name, a description and its film layers from top to bottom (the last is
 usually the substrate); experiment metadata names facility, beamline, proposal and users.
-Both come from YAML (``examples/sample.yaml``, ``examples/experiment.yaml``), as two files
+Both come from YAML (``sample.yaml``, ``experiment.yaml`` of ``nxgid examples``), as two files
 or one with ``sample:`` and ``experiment:`` sections. Lengths are kept in nm, densities
 in g/cm³; YAML may say ``thickness_nm: 50`` or ``thickness: 50 nm`` (``0.05 um``,
 ``500 angstrom``, …). Errors are one line: file, key path (list indices from 0), what
@@ -34,7 +34,7 @@ from pydantic import (
 
 from nxgid.errors import MissingError, NxgidError
 
-# NeXus vocabulary used here (may move to nxgid.nexus_names).
+# NeXus vocabulary used here (may move to nxgid.names).
 NX_CLASS, UNITS = "NX_class", "units"
 NXSAMPLE, NXSAMPLE_COMPONENT, NXCOLLECTION = "NXsample", "NXsample_component", "NXcollection"
 NXUSER, NXINSTRUMENT, NXSOURCE = "NXuser", "NXinstrument", "NXsource"

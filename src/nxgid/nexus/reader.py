@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nxgid import nexus_names as nx
+from nxgid import names as nx
 from nxgid.conversion.grid import Axis
 from nxgid.conversion.result import Result
 from nxgid.errors import MissingError, NxgidError
@@ -250,7 +250,7 @@ class NexusFile:
         row belongs to) to the analysis table *table*, created on first use; returns the
         table's length. One growing table per kind, however many frames: readers select
         a frame's rows by ``frame_ind``."""
-        from nxgid.experiment.naming import check_name
+        from nxgid.names import check_name
 
         check_name(table, "analysis table")
         rows = np.asarray(rows)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from nxgid import nexus_names as nx
+from nxgid import names as nx
 from nxgid.nexus.frames import read_text, scan_variables
 from nxgid.nexus.reader import NexusFile, _text
 from nxgid.units import length_m
@@ -32,10 +34,14 @@ def summarise(nexus: NexusFile) -> str:
         if creator is not None:
             lines[0] += f", written by {_text(creator)}"
         default = root.attrs.get("default")
+        linked = linked_lines(root, nexus.path)
+        shown = {e.name for e in entries} | {line[1:].split(":")[0] for line in linked
+                                              if line.startswith("/")}
         others = [f"/{name} ({_text(item.attrs.get('NX_class', 'group'))})"
-                  for name, item in root.items() if name not in {e.name for e in entries}]
-        if not entries:
+                  for name, item in root.items() if name not in shown]
+        if not entries and not linked:
             lines.append("no converted results")
+        lines.extend(linked)
         for info in entries:
             entry = root[info.name]
             data = entry[nx.DATA]
@@ -81,6 +87,53 @@ def summarise(nexus: NexusFile) -> str:
         if others:
             lines.append("\nother groups: " + ", ".join(others))
     return "\n".join(lines)
+
+
+def linked_lines(root, path: Path) -> list[str]:
+    """What a scan file (or any file that links instead of holding) points at: per
+    NXentry, its frames (an external link to a raw stack) and the results it links in
+    an NXcollection (one NXdata per result, linked to a reduced file), each with its
+    shape, or "missing" when the target is not there."""
+    import h5py
+
+    lines: list[str] = []
+    for name, entry in root.items():
+        if _text(entry.attrs.get("NX_class", "")) != "NXentry":
+            continue
+        found = []
+        for group_name, group in entry.items():
+            if not isinstance(group, h5py.Group):
+                continue
+            kind = _text(group.attrs.get("NX_class", ""))
+            if kind == "NXdata":
+                target = _external(group, "data", path)
+                if target is not None:
+                    found.append(f"  frames   {target}")
+            elif kind == "NXcollection":
+                for result, data in group.items():
+                    signal = _text(data.attrs.get("signal", "")) if isinstance(
+                        data, h5py.Group) else ""
+                    target = _external(data, signal, path) if signal else None
+                    if target is not None:
+                        found.append(f"  {group_name:<8} {result}: {target}")
+        if found:
+            lines += ["", f"/{name}: links to", *found]
+    return lines
+
+
+def _external(group, name: str, path: Path) -> str | None:
+    """``FILE:/PATH (shape)`` of an external link *name* in *group*, or None."""
+    import h5py
+
+    link = group.get(name, getlink=True)
+    if not isinstance(link, h5py.ExternalLink):
+        return None
+    where = f"{link.filename}:{link.path}"
+    try:
+        shape = group[name].shape
+    except (KeyError, OSError):
+        return f"{where} (missing)"
+    return f"{where} ({' × '.join(map(str, shape))})"
 
 
 def _intensity(signal) -> str:

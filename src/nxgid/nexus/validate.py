@@ -44,7 +44,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from nxgid import nexus_names as nx
+from nxgid import names as nx
 from nxgid.errors import MissingError, NxgidError
 
 #: File name of the application definition in :func:`definitions_dir`.
@@ -86,10 +86,11 @@ def _text(value) -> str:
 
 
 def _check_file(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if not path.is_file():
+    """*path*, made absolute: the validators work in the file's folder (relative external
+    links resolve from there), where a relative name would no longer point at it."""
+    if not Path(path).is_file():
         raise MissingError(f"{path}: no such file")
-    return path
+    return Path(os.path.abspath(path))
 
 
 def _open(path: Path):

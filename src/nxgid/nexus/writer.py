@@ -24,7 +24,7 @@ Safety, as the data-is-sacred rule asks:
   consistency flags then lock them.
 
 The layout is described in ``docs/nexus-format.md``; every name comes from
-:mod:`nxgid.nexus_names`. Each entry is made and fed by :mod:`nxgid.nexus.entries`; the
+:mod:`nxgid.names`. Each entry is made and fed by :mod:`nxgid.nexus.entries`; the
 per-frame bookkeeping (committed frames, repairs) is :mod:`nxgid.nexus.frames`.
 
 pygid's reader rejects a whole file when one of its top-level groups holds a result it
@@ -47,7 +47,7 @@ from typing import Literal
 
 import numpy as np
 
-from nxgid import nexus_names as nx
+from nxgid import names as nx
 from nxgid.conversion.result import Result
 from nxgid.errors import BusyError, ExistsError, NxgidError
 from nxgid.geometry.detector import DetectorGeometry
@@ -108,7 +108,7 @@ class EntryMetadata:
     experiment: object | None = None  # nxgid.nexus.metadata.ExperimentInfo
     #: Input files by role ("poni", "mask", "dark", "flat", "sample", …).
     inputs: dict[str, str] = field(default_factory=dict)
-    #: The reduction recipe (:meth:`nxgid.recipe.Recipe.as_dict`) the entry was made
+    #: The reduction recipe (:meth:`nxgid.experiment.recipe.Recipe.as_dict`) the entry was made
     #: with; recorded in ``process/recipe`` with its hash. Not part of the configuration
     #: hash that decides whether frames append to an entry.
     recipe: Mapping[str, object] | None = None

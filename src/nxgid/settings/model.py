@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from nxgid.nexus_names import SOURCE_TYPES
+from nxgid.names import SOURCE_TYPES
 from nxgid.settings.reduction import (  # noqa: F401  (re-exported)
     _PLAIN_CORRECTIONS,
     CORRECTION_ITEMS,
@@ -107,8 +107,9 @@ class InstrumentSettings(Section):
     source: str = Field("", description="facility or source name, e.g. ESRF, PETRA III")
     source_type: str = Field("Synchrotron X-ray Source",
                              description="NXsource type, e.g. 'Synchrotron X-ray Source'")
-    instrument: str = Field("", description="beamline or instrument name; selects the "
-                                            "beamline plugin used to import scans")
+    instrument: str = Field("", description="beamline or instrument name, e.g. ID10 "
+                                            "(NXinstrument name; the plugin that imports "
+                                            "scans is beamline.plugin)")
     raw_home: Path | None = Field(
         None, description="directory holding raw experiment directories (only ever read)")
     raw_path: str = Field("", description="path of the raw data below <raw_home>/<experiment>")
@@ -189,7 +190,7 @@ class ConfigurationSettings(Section):
     def _detector(cls, value: str, info: ValidationInfo) -> str:
         # Checking needs pyFAI (2 s to import): only done when values are written.
         if info.context and info.context.get("check_detector"):
-            from nxgid.detectors import check_detector_name
+            from nxgid.geometry.detectors import check_detector_name
 
             try:
                 check_detector_name(value)
@@ -215,6 +216,9 @@ class BeamlineSettings(Section):
     """``[beamline]``: how the beamline plugins read the raw tree (the ``spec`` beamline:
     which SPEC file, image folders, and which motors and counters mean what)."""
 
+    plugin: str = Field("", description="beamline plugin that imports scans for `nxgid "
+                        "import` and `nxgid watch`: spec, hdf5, images or an installed one "
+                        "(`nxgid beamlines`); empty = give --beamline")
     spec_file: str = Field("{sample}.spec", description="SPEC file of a sample, relative to "
                            "the raw directory ({sample}, {label}; a glob allowed)")
     image_folder: str = Field("{sample}_{scan:03d}", description="image folder of a SPEC "

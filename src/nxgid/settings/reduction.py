@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS, RESULT_NAMES
+from nxgid.names import MAP_RESULTS, PROFILE_RESULTS, RESULT_NAMES
 from nxgid.settings.section import Section
 
 #: The pseudo-axis of a profile's axes key: the range of the coordinate it is cut over.
@@ -189,7 +189,7 @@ class ReductionSettings(Section):
 
     ``[reduction SAMPLE]``, ``[reduction SAMPLE/LABEL]`` and
     ``[reduction SAMPLE/LABEL/SCAN]`` sections of an experiment override any of these keys
-    for part of it (:mod:`nxgid.recipe`).
+    for part of it (:mod:`nxgid.experiment.recipe`).
     """
 
     outputs: list[str] = Field(

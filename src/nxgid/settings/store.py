@@ -8,7 +8,7 @@ remembers where each value came from.
 
 An experiment file may also hold *override sections* ``[reduction SAMPLE]``,
 ``[reduction SAMPLE/LABEL]`` and ``[reduction SAMPLE/LABEL/SCAN]``, each with the
-``[reduction]`` keys it changes for that part of the experiment; :mod:`nxgid.recipe`
+``[reduction]`` keys it changes for that part of the experiment; :mod:`nxgid.experiment.recipe`
 layers them. This module recognises, validates key by key and renders them.
 
 Unknown keys and sections are never dropped: they are kept in the file and reported as
@@ -58,7 +58,7 @@ def parse_scope(scope: str) -> str:
     """``SAMPLE``, ``SAMPLE/LABEL`` or ``SAMPLE/LABEL/SCAN`` checked against the naming
     rule (surrounding slashes dropped); "" is the whole experiment. Raises
     :class:`InvalidNameError`."""
-    from nxgid.experiment.naming import check_name, check_sample_name  # no import cycle
+    from nxgid.names import check_name, check_sample_name  # no import cycle
 
     text = scope.strip().strip("/")
     if not text:

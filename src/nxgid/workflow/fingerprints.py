@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nxgid.nexus_names import RAW_STACK_DATA
+from nxgid.names import RAW_STACK_DATA
 
 #: Hex digits kept of each part's digest (64 bits: enough to see any change).
 PART_LENGTH = 16

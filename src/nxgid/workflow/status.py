@@ -90,6 +90,21 @@ def scan_status(db: WorkflowDB, selection: Selection | None = None, *,
     return result
 
 
+def shown_counts(scans: list[ScanStatus]) -> dict[str, int]:
+    """Tasks per shown state, queued and waiting apart: ``{"done": 13, "queued": 1,
+    "waiting (input)": 2}`` (waiting: queued, but a prerequisite or the input is not
+    there yet, so no worker can take it now)."""
+    counts: dict[str, int] = {}
+    for scan in scans:
+        for task in scan.tasks:
+            state = task.shown_status
+            if state.startswith("waiting ("):
+                state = "waiting (input)" if state == "waiting (input)" else \
+                    "waiting (prerequisite)"
+            counts[state] = counts.get(state, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def explain_stale(ctx: TaskContext, scans: list[ScanStatus]) -> list[ScanStatus]:
     """Give every stale task of *scans* its :attr:`TaskState.stale_reason` (in place;
     returns *scans*). Each input is read once, metadata and two frames at most."""

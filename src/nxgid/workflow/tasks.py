@@ -150,7 +150,7 @@ class Signature:
 
 
 def recipe_for(ctx: TaskContext, ref: ScanRef):
-    from nxgid.recipe import effective_recipe
+    from nxgid.experiment.recipe import effective_recipe
 
     return effective_recipe(ctx.experiment, ctx.effective, ref)
 
@@ -378,7 +378,7 @@ def _read_beamline_logs(ctx: TaskContext, ref: ScanRef, entry: str) -> list[str]
 
 
 def _convert(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
-    from nxgid.convert import run_convert
+    from nxgid.nexus.convert import run_convert
 
     exp = ctx.experiment
     sig = signature(ctx, ref, "convert", entry)
@@ -424,14 +424,14 @@ def link_reduced_data(exp: Experiment, ref: ScanRef, entry: str) -> None:
 
 
 def convert_job(ctx: TaskContext, ref: ScanRef, entry: str, output: Path):
-    """The :class:`nxgid.convert.ConvertJob` of one entry under its recipe: geometry and
+    """The :class:`nxgid.nexus.convert.ConvertJob` of one entry under its recipe: geometry and
     mask from the scan file, incidence angles, monitor and temperature from its logs."""
     import numpy as np
 
-    from nxgid.convert import ConvertJob
     from nxgid.experiment.configuration import configuration_geometry, configuration_mask
-    from nxgid.experiment.scans import entry_logs, scan_variables
-    from nxgid.nexus_names import MAP_RESULTS, PIXEL_MASK_GAP, PROFILE_RESULTS
+    from nxgid.experiment.scans import entry_logs, scan_identity, scan_variables
+    from nxgid.names import MAP_RESULTS, PIXEL_MASK_GAP, PROFILE_RESULTS
+    from nxgid.nexus.convert import ConvertJob
 
     exp = ctx.experiment
     settings = ctx.settings
@@ -485,6 +485,7 @@ def convert_job(ctx: TaskContext, ref: ScanRef, entry: str, output: Path):
     if logs.temperature_K:
         variables["temperature"] = (per_frame(logs.temperature_K, "temperature"), "K")
     metadata = exp.sample_metadata_file(ref.sample)
+    sample_name, measured = scan_identity(exp, ref, entry)
     instrument = settings.instrument
     return ConvertJob(
         inputs=[str(exp.raw_stack(ref, entry))], output=output, poni=None,
@@ -503,7 +504,7 @@ def convert_job(ctx: TaskContext, ref: ScanRef, entry: str, output: Path):
         source_name=instrument.source or None, instrument_name=instrument.instrument
         or "unknown", block_frames=values.block_frames,
         cache_dir=exp.tasks_dir / "cache", monitor=monitor, variables=variables,
-        recipe={**recipe.as_dict()})
+        recipe={**recipe.as_dict()}, sample_name=sample_name, start_time=measured)
 
 
 def _experiment_path(exp: Experiment, text: str, role: str) -> Path:
@@ -515,7 +516,7 @@ def _experiment_path(exp: Experiment, text: str, role: str) -> Path:
 
 
 def _frame_count(path: Path) -> int:
-    from nxgid.images import open_series
+    from nxgid.images.series import open_series
 
     return len(open_series([path]))
 
@@ -557,7 +558,7 @@ def _remove_abandoned_partials(exp: Experiment, output: Path, older_than_s: floa
 
 def _preview(ctx: TaskContext, ref: ScanRef, entry: str, overwrite: bool) -> TaskResult:
     from nxgid.nexus.reader import NexusFile
-    from nxgid.plot import plot_result
+    from nxgid.plot.results import plot_result
 
     exp = ctx.experiment
     sig = signature(ctx, ref, "preview", entry)

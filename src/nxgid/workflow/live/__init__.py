@@ -9,7 +9,7 @@ One *pass* (:meth:`LiveReduction.run_pass`) does, for every selected ``sample/la
    taken in order up to the first that is not ready, so a stack never skips a frame;
 2. imports new scans from the configuration (:func:`nxgid.beamlines.importer.
    import_scans`, with only the ready files) and appends the newly ready files of
-   imported scans to their raw stacks ``<scan>/fN.h5`` (:func:`nxgid.stack.
+   imported scans to their raw stacks ``<scan>/fN.h5`` (:func:`nxgid.experiment.stack.
    append_images`: whole frames only, crash-safe), then re-reads the beamline logs of
    those scans so that they cover every stacked frame (a beamline that logs fewer
    points than there are frames is an error for that scan only, retried every pass);

@@ -18,8 +18,8 @@ def _stacked_files(stack: Path) -> list[str]:
     """The source files of the committed frames of a stack, in order, each once."""
     import h5py
 
+    from nxgid.experiment.stack import SOURCE_FILE
     from nxgid.nexus.writer import committed_frames
-    from nxgid.stack import SOURCE_FILE
 
     try:
         with h5py.File(stack, "r") as handle:
@@ -40,9 +40,9 @@ def _stack_frames(stack: Path) -> int:
     frames of a linked one."""
     import h5py
 
-    from nxgid import nexus_names as nx
+    from nxgid import names as nx
+    from nxgid.experiment.stack import DATA_PATH
     from nxgid.nexus.writer import committed_frames, frame_datasets, hold_metadata_until_flush
-    from nxgid.stack import DATA_PATH
 
     if not stack.is_file():
         return 0
@@ -74,7 +74,7 @@ def _reduced_frames(output: Path) -> tuple[int, set[str | None]]:
     were made with); (0, set()) when there is no file."""
     import h5py
 
-    from nxgid import nexus_names as nx
+    from nxgid import names as nx
     from nxgid.nexus.frames import committed_frames, nxgid_entry_paths
 
     if not output.exists():

@@ -103,7 +103,7 @@ def _grown_since_import(record: str, entry: str, stacked: Sequence[str]) -> str 
 
 def _remove_created(exp: Experiment, ref: ScanRef, entries, existed: dict[Path, bool]) -> None:
     """Undo an interrupted or failed import of a new scan: remove what it created."""
-    from nxgid.stack import partial_path
+    from nxgid.experiment.stack import partial_path
 
     for name in entries:
         stack = exp.raw_stack(ref, name)

@@ -58,13 +58,9 @@ def watch(experiment: Experiment, effective, *, configuration: str,
     started = time.monotonic()
     stop = stop or threading.Event()
     settings = effective.settings
-    name = beamline or settings.instrument.instrument
-    if not name:
-        raise NxgidError("no beamline: give --beamline NAME or set [instrument] instrument "
-                         "(see `nxgid beamlines`)")
-    from nxgid.beamlines.base import get_beamline
+    from nxgid.beamlines.base import chosen_beamline
 
-    get_beamline(name)  # a one-line error now rather than in every pass
+    name = chosen_beamline(beamline, settings)  # one line now, not in every pass
     raw = planned_raw_directory(experiment.name, effective)
     if raw is None or not raw.is_dir():
         raise NxgidError(f"raw data directory {raw} does not exist: expected "

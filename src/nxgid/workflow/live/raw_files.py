@@ -11,7 +11,7 @@ from nxgid.workflow.live.events import _one_line
 def _unreadable(path: Path, *, link: bool) -> str | None:
     """Why *path* cannot be read completely, or None. Image files: every frame decoded;
     HDF5 detector files: the master and its datasets found (frames are not read)."""
-    from nxgid.images import open_series
+    from nxgid.images.series import open_series
 
     try:  # fabio's error records (its zero-padded repair) make it unreadable here too
         series = open_series([path])
@@ -24,6 +24,6 @@ def _unreadable(path: Path, *, link: bool) -> str | None:
 
 
 def _frame_count(files: Sequence[Path]) -> int:
-    from nxgid.images import open_series
+    from nxgid.images.series import open_series
 
     return len(open_series([str(f) for f in files]))

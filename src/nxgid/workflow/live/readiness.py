@@ -68,8 +68,9 @@ class Readiness:
             _key, problem, since, warned = record
             if not warned and now - since > limit:
                 record[3] = True
+                reason = problem.removeprefix(f"{name}: ")  # the name is said once
                 self._event("warning", None, "", f"{name} has not been readable for "
-                            f"{now - since:.0f} s ({problem}); the frames after it in its "
+                            f"{now - since:.0f} s ({reason}); the frames after it in its "
                             "scan wait for it, the other scans go on",
                             level=logging.WARNING)
 

@@ -37,6 +37,8 @@ from nxgid.workflow.live.raw_files import _frame_count
 from nxgid.workflow.live.readiness import Readiness
 
 log = logging.getLogger("nxgid.live")
+#: Attribute of the log records that are also live events (see ``_event``).
+LIVE_EVENT = "nxgid_live_event"
 
 #: Frames converted per entry in one pass at most, so that one long backlog does not
 #: hold up the other scans (the next pass follows at once).
@@ -200,7 +202,8 @@ class LiveReduction(Readiness):
     def _event(self, kind: str, ref: ScanRef | None, entry: str, message: str,
                frames: int = 0, level: int = logging.INFO) -> None:
         event = LiveEvent(kind, ref, entry, message, frames)
-        log.log(level, message, extra=scan_extra(ref, entry or None))
+        # the record is marked: a caller that prints events drops it from stderr
+        log.log(level, message, extra={**scan_extra(ref, entry or None), LIVE_EVENT: True})
         self._report.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
@@ -290,7 +293,7 @@ class LiveReduction(Readiness):
         """Append the newly ready files of an imported scan to its stacks and refresh
         its logs; True if anything changed."""
         from nxgid.experiment.scans import scan_detector
-        from nxgid.stack import append_images, stack_images
+        from nxgid.experiment.stack import append_images, stack_images
 
         exp = self.experiment
         positions = set(self._cached(exp.scan_file(ref), "entries", lambda: exp.entries(ref)))
@@ -466,7 +469,7 @@ class LiveReduction(Readiness):
     # --- conversion --------------------------------------------------------------------------
 
     def _convert_entry(self, ctx, ref: ScanRef, entry: str) -> None:
-        from nxgid.convert import run_convert
+        from nxgid.nexus.convert import run_convert
         from nxgid.workflow.tasks import (
             SIGNATURE_INPUT,
             InputsMissing,

@@ -8,20 +8,20 @@ writes the user's. It goes through the same library functions as the commands do
 3. two samples with labels, as ``sample new`` makes them;
 4. a configuration, calibrated headless from a synthetic LaB6 image, a beam-stop mask,
    scans made from the configuration, raw CBF series stacked into them and two scans
-   summed (:mod:`nxgid.demo_setup`), all registered in the workflow database;
+   summed (:mod:`nxgid.demo.setup`), all registered in the workflow database;
 5. a reduction recipe with a per-label and a per-scan override, as ``nxgid recipe set``;
 6. every scan reduced by the workflow, as ``nxgid reduce --all`` and ``nxgid workers -n 2``:
    link, convert (into ``<scan>/fN_reduced.nxs`` with the sample's layers), preview and
    sum tasks claimed from the database by two local worker processes;
 7. the reduced files read back and checked against the truth, validated, with PNG
-   previews (:mod:`nxgid.demo_conversion`);
+   previews (:mod:`nxgid.demo.conversion`);
 8. live mode: a new scan measured frame by frame while ``nxgid watch`` imports it and
-   reduces each frame as it lands (:mod:`nxgid.demo_live`);
+   reduces each frame as it lands (:mod:`nxgid.demo.live`);
 9. a recipe change for one sample, whose stale conversion is redone on a Dask cluster of
    two local worker processes;
 10. requests that would harm data (an output that is its input, a CBF that hangs fabio,
     a write into the raw tree, a configuration that is not HDF5), refused by the real
-    command with one line (:mod:`nxgid.demo_safety`).
+    command with one line (:mod:`nxgid.demo.safety`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nxgid.demo_conversion import (
+from nxgid.demo.conversion import (
     DEMO_OVERRIDES,
     DEMO_RECIPE,
     ConversionReport,
@@ -42,9 +42,10 @@ from nxgid.demo_conversion import (
     validate_outputs,
     write_sample_files,
 )
-from nxgid.demo_live import LiveReport, run_live_step
-from nxgid.demo_safety import Refusal, run_safety_step
-from nxgid.demo_setup import (
+from nxgid.demo.handouts import Handouts, write_handouts
+from nxgid.demo.live import LiveReport, run_live_step
+from nxgid.demo.safety import Refusal, run_safety_step
+from nxgid.demo.setup import (
     AS_GROWN,
     BEAMLINE_SETTINGS,
     CONFIGURATION,
@@ -54,7 +55,7 @@ from nxgid.demo_setup import (
 from nxgid.errors import ExistsError, NxgidError
 from nxgid.experiment.layout import Experiment, Selection
 from nxgid.experiment.logbook import attach, detach
-from nxgid.recipe import effective_recipe, set_recipe
+from nxgid.experiment.recipe import effective_recipe, set_recipe
 from nxgid.settings.store import create_site_file, load_effective
 from nxgid.workflow.reduce import queue_reduction
 from nxgid.workflow.status import ScanStatus, scan_status
@@ -68,7 +69,7 @@ from nxgid.workflow.workspace import (
     open_database,
 )
 
-log = logging.getLogger("nxgid.demo")
+log = logging.getLogger("nxgid.demo.beamtime")
 
 MARKER = ".nxgid-demo"
 EXPERIMENT = "gid-demo-2026"
@@ -76,7 +77,7 @@ EXPERIMENT = "gid-demo-2026"
 WORKERS = 2
 
 #: sample -> label -> scan -> (temperature in K, number of entries): what the demo's
-#: raw tree holds and the import makes (see nxgid.demo_setup).
+#: raw tree holds and the import makes (see nxgid.demo.setup).
 PLAN: dict[str, dict[str, dict[str, tuple[float, int]]]] = {
     "pentacene-SiO2": {
         "as-grown": {"s001": (295.0, 1), "s002": (295.0, 1), "s003": (295.0, 1),
@@ -106,6 +107,8 @@ class DemoReport:
     validation: tuple[int, list[str]] | None = None
     #: The harmful requests of the safety step and how each was refused.
     safety: list[Refusal] = field(default_factory=list)
+    #: A raw frame with its mask, an exported table, the example inputs.
+    handouts: Handouts | None = None
 
 
 def _prepare(directory: Path, overwrite: bool) -> None:
@@ -251,13 +254,16 @@ def build_demo(directory: Path, *, overwrite: bool = False,
         broken = [r.what for r in safety if r.status != 2 or not r.kept]
         if broken:
             raise NxgidError("demo safety step: not refused as promised: " + ", ".join(broken))
+        say("hand-outs: a raw frame with its mask, a profile as a table, example inputs")
+        handouts = write_handouts(directory, experiment, first_ref, first_entry)
+        timings["hand-outs"] = time.perf_counter() - start
         log.info("demo beamtime ready: %s", report.summary())
     finally:
         detach(handler)
     return DemoReport(directory=directory, site_file=site_file, raw_directory=raw,
                       experiment=experiment, sync=report, status=status,
                       conversion=conversion, setup=setup, timings_s=timings, live=live,
-                      dask=dask, validation=validation, safety=safety)
+                      dask=dask, validation=validation, safety=safety, handouts=handouts)
 
 
 @dataclass

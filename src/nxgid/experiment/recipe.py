@@ -21,7 +21,7 @@ recipes have equal hashes however their files spell the values.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -174,7 +174,35 @@ def _resolve(layers: Iterable[_Layer], scope: str) -> Recipe:
         raise _validation_error(exc, section, raw, origins) from None
     origins = {key: where[key][0] if key in where else DEFAULT
                for key in ReductionSettings.model_fields}
+    site = next((file for label, file, _ in layers if label == SITE), None)
+    if site is not None:
+        _name_seeded_values(origins, values, _known_items(site, RECIPE_SECTION,
+                                                          ReductionSettings))
     return Recipe(values=values, origins=origins, scope=scope)
+
+
+def _name_seeded_values(origins: dict[str, str], values: ReductionSettings,
+                        site_raw: Mapping[str, str]) -> None:
+    """A new experiment's [reduction] is seeded with every value of the site's (or the
+    default), so "experiment" alone would hide where a value came from: one equal to the
+    default says ``experiment (= default)``, one equal to the site's ``experiment (=
+    site)``, and a bare ``experiment`` is a value chosen for this experiment."""
+    defaults = ReductionSettings()
+
+    def parsed(key: str, text: str):
+        try:
+            return getattr(ReductionSettings.model_validate({key: text}), key)
+        except ValidationError:
+            return None
+
+    for key, origin in origins.items():
+        if origin != EXPERIMENT:
+            continue
+        value = getattr(values, key)
+        if value == getattr(defaults, key):
+            origins[key] = f"{EXPERIMENT} (= {DEFAULT})"
+        elif key in site_raw and parsed(key, site_raw[key]) == value:
+            origins[key] = f"{EXPERIMENT} (= {SITE})"
 
 
 def effective_recipe(experiment: Experiment, effective: Effective,

@@ -2,7 +2,7 @@
 
 A pentacene-like film on a Pilatus 2M: powder rings plus fibre-textured Bragg spots at
 known (q_xy, q_z), seen at a grazing incidence angle with Poisson noise, the horizon and
-the detector gaps. The raw stacks ``<scan>/fN.h5`` (made by :mod:`nxgid.demo_setup`) are
+the detector gaps. The raw stacks ``<scan>/fN.h5`` (made by :mod:`nxgid.demo.setup`) are
 reduced by the workflow under :data:`DEMO_RECIPE` (q_xy/q_z, polar and exit-angle maps
 and profiles, solid-angle and polarization corrections, the calibrated geometry and the
 beam-stop mask) into ``<scan>/fN_reduced.nxs`` with the sample's layers from
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nxgid.bins_figure import compare_default_bins
+from nxgid.demo.bins_figure import compare_default_bins
 from nxgid.geometry import DetectorGeometry, SampleGeometry
-from nxgid.plot import frame_mean
+from nxgid.plot.results import frame_mean
 
 INCIDENCE_DEG = 0.15
 FRAMES = 4
@@ -90,7 +90,7 @@ class ConversionReport:
     #: Reduced NeXus files written.
     files: list[Path] = field(default_factory=list)
     #: The default bins against nxgid 0.1's (docs/conversion.md), on the first frame.
-    bins: object | None = None  # nxgid.bins_figure.BinsComparison
+    bins: object | None = None  # nxgid.demo.bins_figure.BinsComparison
     #: What `nxgid reduce` queued (its summary line).
     queued: str = ""
 
@@ -103,7 +103,7 @@ def demo_geometry(wavelength_A: float, distance_mm: float, detector: str) -> Det
 
 
 def film_pattern():
-    from nxgid.simulate import Pattern, Ring, Spot
+    from nxgid.images.simulate import Pattern, Ring, Spot
 
     return Pattern(
         rings=(Ring(d_spacing_A=4.55, intensity=25, width_A=0.01),
@@ -189,7 +189,7 @@ def check_reduction(directory: Path, files: list[Path], first_angle_deg: float,
 
 
 def _read_raw(path: Path) -> np.ndarray:
-    from nxgid.images import open_series
+    from nxgid.images.series import open_series
 
     series = open_series([path])
     return np.stack([frame for frame, _ in series.iter_frames()])
@@ -209,7 +209,7 @@ def validate_outputs(paths: list[Path]) -> tuple[int, list[str]]:
 def transmission_results(geometry: DetectorGeometry, corrections) -> dict:
     """A LaB6-like powder in transmission: the q_x/q_y map and the radial profile."""
     from nxgid.conversion import Converter
-    from nxgid.simulate import Pattern, Ring, simulate
+    from nxgid.images.simulate import Pattern, Ring, simulate
 
     sample = SampleGeometry.transmission()
     lab6 = Pattern(rings=tuple(Ring(d, 200.0 / (i + 1), 0.004) for i, d in enumerate(
@@ -247,6 +247,6 @@ def check_spots(result, pattern) -> list[SpotCheck]:
 
 def write_previews(folder: Path, results) -> list[Path]:
     """One PNG per map (log scale, axes with units) and one per profile."""
-    from nxgid.plot import plot_result
+    from nxgid.plot.results import plot_result
 
     return [plot_result(result, folder / f"{name}.png") for name, result in results.items()]

@@ -44,8 +44,8 @@ def run_live_step(experiment: Experiment, effective, raw: Path, site_file: Path,
                   polarization: float, configuration: str) -> LiveReport:
     import fabio
 
-    from nxgid.demo_conversion import INCIDENCE_DEG
-    from nxgid.demo_setup import frames_for
+    from nxgid.demo.conversion import INCIDENCE_DEG
+    from nxgid.demo.setup import frames_for
     from nxgid.nexus.reader import NexusFile
     from nxgid.workflow.live import watch
 

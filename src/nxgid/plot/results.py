@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from nxgid.conversion.result import Result
-from nxgid.nexus_names import AXIS_DESCRIPTIONS, RESULT_DESCRIPTIONS, intensity_label
+from nxgid.names import AXIS_DESCRIPTIONS, RESULT_DESCRIPTIONS, intensity_label
 
 _UNIT_LABELS = {"A^-1": "Å⁻¹", "nm^-1": "nm⁻¹", "deg": "°"}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nxgid.demo_conversion import FRAMES, INCIDENCE_DEG, INCIDENCE_SCAN_DEG, demo_geometry
+from nxgid.demo.conversion import FRAMES, INCIDENCE_DEG, INCIDENCE_SCAN_DEG, demo_geometry
 from nxgid.experiment.layout import Experiment, ScanRef
 
 CONFIGURATION = "gid"
@@ -67,9 +67,9 @@ class SetupReport:
 
 def frames_for(geometry, angles: tuple[float, ...], seed: int, polarization: float):
     """Frames of the film: FRAMES frames at one angle, or one frame per angle."""
-    from nxgid.demo_conversion import film_pattern
+    from nxgid.demo.conversion import film_pattern
     from nxgid.geometry import SampleGeometry
-    from nxgid.simulate import simulate_stack
+    from nxgid.images.simulate import simulate_stack
 
     return np.concatenate([
         simulate_stack(geometry, SampleGeometry.grazing(angle), film_pattern(),
@@ -93,8 +93,8 @@ def write_cbf_series(folder: Path, stem: str, frames: np.ndarray) -> list[Path]:
 
 def build_setup(experiment: Experiment, settings, raw: Path,
                 say: Callable[[str], None]) -> SetupReport:
-    from nxgid.calibration import synthetic_calibrant_image
-    from nxgid.calibration_job import run_calibration, run_mask
+    from nxgid.experiment.calibration import synthetic_calibrant_image
+    from nxgid.experiment.calibration_job import run_calibration, run_mask
     from nxgid.experiment.configuration import (
         configuration_mask,
         spec_from_settings,

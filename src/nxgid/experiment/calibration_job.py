@@ -1,6 +1,6 @@
 """The functional core of ``nxgid calibrate`` and ``nxgid mask``: read the configuration,
-call :mod:`nxgid.calibration` or :mod:`nxgid.masks`, store the result atomically, draw
-the pictures; return the lines the command prints."""
+call :mod:`nxgid.experiment.calibration` or :mod:`nxgid.experiment.masks`, store the
+result atomically, draw the pictures; return the lines the command prints."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from nxgid.errors import ExistsError, NxgidError
 def _calibrated(path: Path) -> bool:
     import h5py
 
-    from nxgid.calibration import calibration_group
+    from nxgid.experiment.calibration import calibration_group
 
     with h5py.File(path, "r") as root:
         return calibration_group(root["entry"]) is not None
@@ -24,7 +24,7 @@ def calibration_image(path: Path) -> np.ndarray | None:
     """The powder image stored with the configuration's calibration, if any."""
     import h5py
 
-    from nxgid.calibration import calibration_group
+    from nxgid.experiment.calibration import calibration_group
 
     with h5py.File(path, "r") as root:
         group = calibration_group(root["entry"])
@@ -45,7 +45,7 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
                     distance_mm: float | None = None, beam_center: str | None = None,
                     refine_wavelength: bool = False, import_poni: Path | None = None,
                     export_poni: Path | None = None, overwrite: bool = False) -> list[str]:
-    from nxgid import calibration as cal
+    from nxgid.experiment import calibration as cal
     from nxgid.experiment.boundary import guard_outputs
     from nxgid.experiment.configuration import (
         configuration_geometry,
@@ -81,7 +81,7 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
         geometry = result.geometry
         lines.append(f"configuration {name}: calibration imported from {import_poni}")
     elif image is not None:
-        from nxgid.images import read_image
+        from nxgid.images.series import read_image
 
         if not calibrant:
             raise NxgidError("calibrate --image needs --calibrant NAME (e.g. LaB6) or a "
@@ -132,7 +132,7 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
 def run_mask(experiment, path: Path, *, rects=(), circles=(), polygons=(), imports=(),
              below: float | None = None, replace: bool = False, clear: bool = False
              ) -> list[str]:
-    from nxgid import masks
+    from nxgid.experiment import masks
     from nxgid.experiment.configuration import (
         configuration_geometry,
         configuration_mask,

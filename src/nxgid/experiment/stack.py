@@ -44,9 +44,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from nxgid import nexus_names as nx
+from nxgid import names as nx
 from nxgid.errors import BusyError, ExistsError, MissingError, NxgidError
-from nxgid.images import FrameOrigin, ImageSeries, open_series
+from nxgid.images.series import FrameOrigin, ImageSeries, open_series
 from nxgid.nexus.h5 import nx_group
 from nxgid.nexus.writer import (
     TEXT_BYTES,
@@ -88,7 +88,7 @@ def stack_images(inputs: Sequence[str | Path], output: Path, *, dataset: str | N
                  frames: str | None = None, overwrite: bool = False, block_frames: int = 16,
                  progress: Callable[[int, int], None] | None = None,
                  detector: tuple[str, tuple[int, int]] | None = None) -> StackSummary:
-    """Stack the frames of ``inputs`` (files or globs, see :func:`nxgid.images.open_series`;
+    """Stack the frames of ``inputs`` (files or globs, see :func:`nxgid.images.series.open_series`;
     ``dataset`` for HDF5 inputs, ``frames`` a selection) into the HDF5 file ``output``.
 
     ``output`` must not exist unless ``overwrite``, and is never one of the inputs.

@@ -1,8 +1,8 @@
 """Detector masks as NXdetector ``pixel_mask`` bitfields, for ``nxgid mask``.
 
-A mask is an int32 (rows, cols) bitfield: bit 0 (:data:`~nxgid.nexus_names.PIXEL_MASK_GAP`)
+A mask is an int32 (rows, cols) bitfield: bit 0 (:data:`~nxgid.names.PIXEL_MASK_GAP`)
 marks the detector's own gaps (its pyFAI mask), bit 8
-(:data:`~nxgid.nexus_names.PIXEL_MASK_USER`) what the user masked, so the two stay
+(:data:`~nxgid.names.PIXEL_MASK_USER`) what the user masked, so the two stay
 distinguishable; other bits are kept as they are (a pixel is ignored if any of the low 16
 bits is set). Shapes are in pixel units with x = column and y = row; pixel (r, c) has its
 centre at (x, y) = (c + 0.5, r + 0.5), and a shape covers the pixels whose centres it
@@ -23,10 +23,9 @@ from typing import ClassVar
 import numpy as np
 
 from nxgid.errors import NxgidError
-from nxgid.nexus_names import PIXEL_MASK_GAP, PIXEL_MASK_USER
+from nxgid.names import PIXEL_MASK_GAP, PIXEL_MASK_USER
+from nxgid.plot.frames import MASKED_BITS, mask_summary  # noqa: F401  (nxgid mask's counts)
 
-#: Bits of a ``pixel_mask`` (or an imported integer mask) that mark a pixel as masked.
-MASKED_BITS = 0xFFFF
 _GAP, _USER = np.int32(PIXEL_MASK_GAP), np.int32(PIXEL_MASK_USER)
 
 
@@ -272,100 +271,19 @@ def import_mask(path: str | Path, shape: tuple[int, int], *,
                 dataset: str | None = None) -> np.ndarray:
     """A mask file (any fabio format, .npy, HDF5 with *dataset* or one found) → boolean
     (rows, cols), True = masked: non-zero, or for integers any of the low 16 bits set."""
-    from nxgid.images import read_image
+    from nxgid.images.series import read_image
 
     array = read_image(path, dataset=dataset, reduce=None)
     _check_shape(array, shape, f"{path}: the mask")
     return _masked(array)
 
 
-def mask_summary(bits: np.ndarray) -> dict[str, int | float]:
-    """Pixel counts of a ``pixel_mask``: ``pixels``, ``masked`` (any of the low 16 bits),
-    ``gaps`` (bit 0), ``user`` (bit 8), ``other`` (masked, neither) and ``percent`` masked."""
-    bits = np.asarray(bits).astype(np.int64)
-    gaps, user = (bits & PIXEL_MASK_GAP) != 0, (bits & PIXEL_MASK_USER) != 0
-    masked = (bits & MASKED_BITS) != 0
-    total = int(bits.size)
-    return {"pixels": total, "masked": int(masked.sum()), "gaps": int(gaps.sum()),
-            "user": int(user.sum()), "other": int((masked & ~gaps & ~user).sum()),
-            "percent": 100.0 * float(masked.sum()) / total if total else 0.0}
-
-
-def _blocks(array: np.ndarray, k: int, ufunc: np.ufunc) -> np.ndarray:
-    """*ufunc* over k×k blocks of a 2-D array (edge blocks may be smaller)."""
-    for axis in (0, 1):
-        array = ufunc.reduceat(array, np.arange(0, array.shape[axis], k), axis=axis)
-    return array
-
-
-_PREVIEW_PIXELS = 1200  # larger images are reduced to about this many pixels per side
-
-
 def write_mask_preview(bits: np.ndarray, image: np.ndarray | None, path: str | Path,
                        title: str = "") -> Path:
-    """PNG of the mask over the calibration *image* (log scale; grey without one): gaps and
-    user-masked pixels as semi-transparent overlays, counts in the legend. Axes are in
-    pixels, x = column and y = row, as the shape options. Large detectors are drawn in
-    k×k blocks (image: block mean; masks: a block shows every bit set in it, so thin gaps
-    stay visible). Written atomically."""
-    from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import LogNorm, Normalize
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
+    """PNG of the mask over the calibration *image* (:func:`nxgid.plot.frames.
+    draw_detector_image`)."""
+    from nxgid.plot.frames import draw_detector_image
 
-    bits = np.asarray(bits).astype(np.int32, copy=False)
-    rows, cols = bits.shape
-    path = Path(path)
-    info = mask_summary(bits)
-    fig = Figure(figsize=(7.5, max(3.0, min(9.0, 6.0 * rows / max(cols, 1)))), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    extent = (0, cols, rows, 0)  # pixel edges at integers, row 0 at the top
-    k = math.ceil(max(rows, cols) / _PREVIEW_PIXELS)
-    if image is not None:
-        data = np.asarray(image)
-        _check_shape(data, (rows, cols), "the calibration image")
-        data = np.nan_to_num(data.astype(np.float32), nan=0, posinf=0, neginf=0)
-        if k > 1:
-            size = np.outer(*(np.diff(np.r_[0:n:k, n]) for n in (rows, cols)))
-            data, bits = _blocks(data, k, np.add) / size, _blocks(bits, k, np.bitwise_or)
-        clean = data[(bits & MASKED_BITS) == 0]
-        positive = clean[clean > 0]
-        if positive.size:
-            norm = LogNorm(vmin=float(np.percentile(positive, 1)),
-                           vmax=max(float(np.percentile(positive, 99.9)),
-                                    float(np.percentile(positive, 1)) * 1.001))
-        else:
-            norm = Normalize()
-        cmap = colormaps["gray"].with_extremes(bad="black")
-        shown = ax.imshow(np.where(data > 0, data, np.nan) if positive.size else data,
-                          cmap=cmap, norm=norm, extent=extent, interpolation="antialiased")
-        fig.colorbar(shown, ax=ax, label="counts" + (" (log scale)" if positive.size else ""))
-    else:
-        bits = _blocks(bits, k, np.bitwise_or) if k > 1 else bits
-        ax.imshow(np.full((*bits.shape, 3), 0.55), extent=extent, interpolation="nearest")
-    colours = {"gaps": (31, 119, 180, 153), "user": (214, 39, 40, 153)}  # RGBA, 60 % opaque
-    overlay = np.zeros((*bits.shape, 4), dtype=np.uint8)  # user drawn over gaps
-    for key, bit in (("gaps", PIXEL_MASK_GAP), ("user", PIXEL_MASK_USER)):
-        overlay[(bits & bit) != 0] = colours[key]
-    ax.imshow(overlay, extent=extent, interpolation="antialiased")
+    return draw_detector_image(image, bits, path, title=title,
+                               image_name="the calibration image")
 
-    def share(n: int) -> str:
-        return f"{n} px, {100.0 * n / max(info['pixels'], 1):.2f} %"
-
-    handles = [Patch(color=tuple(v / 255 for v in colours[key]),
-                     label=f"{label}: {share(info[key])}")
-               for key, label in (("gaps", "detector gaps"), ("user", "user mask"))]
-    if info["other"]:
-        handles.append(Patch(color="none", label=f"other bits: {info['other']} px"))
-    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85,
-              title=f"masked: {share(info['masked'])}", title_fontsize=8)
-    ax.set_xlabel("x (column, pixels)")
-    ax.set_ylabel("y (row, pixels)")
-    ax.set_title(title or f"detector mask, {_size((rows, cols))} pixels (rows×cols)",
-                 fontsize=10)
-    fig.tight_layout()
-    from nxgid.plot import save_figure
-
-    return save_figure(fig, path)

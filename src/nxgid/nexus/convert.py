@@ -16,8 +16,8 @@ from pathlib import Path
 
 from nxgid.conversion.corrections import Corrections
 from nxgid.errors import NxgidError
+from nxgid.names import MAP_RESULTS, PROFILE_RESULTS, RESULT_NAMES
 from nxgid.nexus.writer import check_variable_name
-from nxgid.nexus_names import MAP_RESULTS, PROFILE_RESULTS, RESULT_NAMES
 
 #: Progress callback: (frames done, frames in total).
 Progress = Callable[[int, int], None]
@@ -46,6 +46,27 @@ def mask_from_image(image):
     if np.issubdtype(image.dtype, np.integer):
         return (image.astype(np.int64) & 0xFFFF) != 0
     return np.nan_to_num(image, nan=1.0) != 0
+
+
+def read_mask_file(path: Path):
+    """A mask image, or the ``pixel_mask`` of the NXdetector in a NeXus file (a
+    configuration or scan file of an experiment) without its gap bit: the gaps are the
+    detector's own mask, the other bits (dead, noisy, user…) become the user mask. A file
+    whose detectors hold different masks is refused: each position needs its own."""
+    import numpy as np
+
+    from nxgid.images.series import read_image
+    from nxgid.nexus.detector_frames import pixel_masks
+
+    found = pixel_masks(Path(path))
+    if not found:
+        return read_image(path)
+    first_name, first = next(iter(found.items()))
+    for name, other in found.items():
+        if other.shape != first.shape or not np.array_equal(other, first):
+            raise NxgidError(f"{path}: /{first_name} and /{name} are different pixel masks: "
+                             "expected one mask for every detector position")
+    return np.asarray(first).astype(np.int64) & ~1  # NeXus pixel_mask bit 0: gap
 
 
 @dataclass
@@ -97,6 +118,23 @@ class ConvertJob:
     recipe: dict | None = None
     #: Extra provenance for ``process/inputs`` (role → text).
     provenance: dict[str, str] = field(default_factory=dict)
+    #: NXsample name when ``metadata_file`` names no sample (a scan's own sample).
+    sample_name: str | None = None
+    #: When the frames were measured (ISO 8601, e.g. from SPEC ``#D``): the entries'
+    #: start time; without it, the raw files' modification times are used.
+    start_time: str | None = None
+
+
+def _measured_at(text: str | None) -> datetime | None:
+    """An ISO 8601 start time (local time when it names no zone), None if absent or not
+    parseable (a free-text date is then left to the raw files' times)."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.astimezone() if moment.tzinfo is None else moment
 
 
 def _per_frame(values, n: int, what: str) -> list[float] | None:
@@ -126,7 +164,7 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
 
     from nxgid.conversion import Converter, TargetSpec
     from nxgid.geometry import DetectorGeometry, SampleGeometry
-    from nxgid.images import open_series, read_image
+    from nxgid.images.series import open_series, read_image
     from nxgid.nexus.writer import (
         EntryMetadata,
         FrameBlock,
@@ -173,8 +211,9 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
             raise NxgidError(f"--incidence: {len(angles)} angles for {n} frames; expected "
                              "one, or one per frame")
         sample = SampleGeometry.grazing(angles[0], job.tilt_deg, job.sample_orientation)
-    images = {role: read_image(path) for role, path in
-              (("mask", job.mask), ("dark", job.dark), ("flat", job.flat)) if path}
+    images = {role: (read_mask_file if role == "mask" else read_image)(path)
+              for role, path in (("mask", job.mask), ("dark", job.dark), ("flat", job.flat))
+              if path}
     for role, image in images.items():
         if image.shape != geometry.shape:
             raise NxgidError(f"{getattr(job, role)}: {role} of shape {image.shape}; the "
@@ -194,6 +233,11 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
         from nxgid.nexus.metadata import load_metadata_yaml
 
         sample_info, experiment_info = load_metadata_yaml(job.metadata_file)
+    if sample_info is None and job.sample_name:
+        from nxgid.nexus.metadata import SampleInfo
+
+        sample_info = SampleInfo(name=job.sample_name)
+    measured = _measured_at(job.start_time)
     monitors = _per_frame(job.monitor, n, "--monitor")
     variables = {check_variable_name(name): (_per_frame(values, n, f"--var {name}"), unit)
                  for name, (values, unit) in job.variables.items()}
@@ -229,6 +273,8 @@ def run_convert(job: ConvertJob, progress: Progress | None = None) -> ConvertSum
     mtimes: dict[Path, datetime] = {}
 
     def acquired(path: Path) -> datetime:
+        if measured is not None:
+            return measured
         if path not in mtimes:
             mtimes[path] = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
         return mtimes[path]

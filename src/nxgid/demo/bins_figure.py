@@ -64,7 +64,7 @@ def compare_default_bins(geometry, sample, frame: np.ndarray, path: str | Path, 
     from matplotlib.colors import LogNorm
 
     from nxgid.conversion import Converter
-    from nxgid.plot import axis_label, save_figure
+    from nxgid.plot.results import axis_label, save_figure
 
     now = Converter(geometry, sample, [name], corrections=corrections)
     spec = previous_default(now, name)
