@@ -28,10 +28,12 @@ def test_configuration_calibration_mask_scans_stack_and_sum(exp_root, tmp_path, 
     E = ["-E", str(exp_root)]
 
     result = nxgid([*E, "config", "new", "gid", "--detector", DETECTOR, "--distance", "101",
-                    "--beam-center", "290,260", "--positions", "2", "--incidence", "2=0.3"])
+                    "--beam-center", "260,290", "--positions", "2", "--incidence", "2=0.3"])
     assert result.exit_code == 0, result.output
     shown = nxgid([*E, "config", "show", "gid"])
     assert "f2   angle_of_incidence 0.3" in shown.stdout and "calibrated     no" in shown.stdout
+    # --beam-center X,Y: x = column, y = row, and shown back the same way
+    assert "beam centre    x 260.0, y 290.0 pixels (column, row)" in shown.stdout
 
     # scans first: recalibrating the configuration makes them stale
     assert nxgid([*E, "scan", "new", "film", "as-grown", "s001", "--config", "gid",
@@ -104,3 +106,27 @@ def test_setup_commands_refuse_bad_input(exp_root, nxgid):
     bad = nxgid([*E, "calibrate", "nope", "--image", "x.cbf", "--calibrant", "LaB6"])
     assert bad.exit_code == 2 and "configuration nope does not exist" in bad.stderr
     assert "Traceback" not in bad.output
+
+
+def test_a_failed_calibration_shows_what_it_found_and_what_to_check(exp_root, tmp_path,
+                                                                     nxgid):
+    """A start 30 % too short: one error line naming the picture of the image, the rings
+    the start predicts and the points found, and the start values to check."""
+    truth = DetectorGeometry.from_parameters(
+        detector=DETECTOR, distance_m=0.096, wavelength_A=1.0, beam_center_px=(300.0, 250.0))
+    lab6 = tmp_path / "lab6.edf"
+    fabio.edfimage.EdfImage(data=synthetic_calibrant_image(truth, "LaB6")).write(str(lab6))
+    E = ["-E", str(exp_root)]
+    assert nxgid([*E, "config", "new", "gid", "--detector", DETECTOR, "--distance", "67",
+                  "--beam-center", "250,300"]).exit_code == 0
+    before = (exp_root / "configurations" / "gid.nxs").read_bytes()
+    failed = nxgid([*E, "calibrate", "gid", "--image", str(lab6), "--calibrant", "LaB6"])
+    assert failed.exit_code == 2 and failed.stdout == ""
+    (line,) = failed.stderr.splitlines()
+    picture = exp_root / "calibrations" / "gid_failed.png"
+    assert line.startswith("error: calibration") and str(picture) in line
+    for hint in ("the wavelength (1.0000 Å", "the start distance (67.0 mm",
+                 "the beam centre (x 250, y 300 pixels"):
+        assert hint in line, hint
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (exp_root / "configurations" / "gid.nxs").read_bytes() == before  # untouched

@@ -68,3 +68,18 @@ def test_progress_without_a_terminal_is_a_line_per_step_and_throttled(monkeypatc
     assert len(capsys.readouterr().out.splitlines()) == 3
     with common.progress_bar("stacking", False) as report:
         assert report is None
+
+
+def test_one_convention_for_positions_on_the_detector():
+    from nxgid.errors import NxgidError
+    from nxgid.units import parse_pixel_xy, pixel_xy_text
+
+    assert parse_pixel_xy("760,60", "--beam-center") == (60.0, 760.0)  # (row, column)
+    assert pixel_xy_text(60.0, 760.0) == "x 760.0, y 60.0 pixels (column, row)"
+    for bad in ("760", "760,60,1", "a,b", "nan,3"):
+        try:
+            parse_pixel_xy(bad, "--beam-center")
+        except NxgidError as exc:
+            assert "expected" in str(exc) and "--beam-center" in str(exc)
+        else:
+            raise AssertionError(bad)

@@ -63,3 +63,27 @@ def wavelength_A_to_energy_keV(wavelength_A: float) -> float:
 def wavevector_A(wavelength_A: float) -> float:
     """k = 2π/λ in Å⁻¹."""
     return 2.0 * math.pi / wavelength_A
+
+
+# --- positions on the detector ---------------------------------------------------------
+# One convention everywhere a user gives or reads a position on the detector: pixels,
+# x = column and y = row (fit2d's and pyFAI's centerX/centerY, ImageJ's), row 0 at the
+# top of every picture. nxgid's array code indexes (row, column).
+
+def parse_pixel_xy(text: str, option: str) -> tuple[float, float]:
+    """``"X,Y"`` in pixels → (row, column) = (y, x)."""
+    from nxgid.errors import NxgidError
+
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise NxgidError(f"{option} {text!r}: expected X,Y in pixels (x = column, "
+                         "y = row)") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise NxgidError(f"{option} {text!r}: expected finite pixel positions")
+    return y, x
+
+
+def pixel_xy_text(row: float, column: float) -> str:
+    """A position as every output prints it: ``x 760.0, y 60.0 pixels (column, row)``."""
+    return f"x {column:.1f}, y {row:.1f} pixels (column, row)"

@@ -70,8 +70,9 @@ def config() -> None:
 @click.option("--energy", type=float, help="Photon energy in keV (instead of --wavelength).")
 @click.option("--distance", type=float, help="Sample–detector distance in mm [settings].")
 @click.option("--detector", help="Detector name from pyFAI's database [settings].")
-@click.option("--beam-center", metavar="ROW,COL",
-              help="Beam centre in pixels [the detector centre].")
+@click.option("--beam-center", metavar="X,Y",
+              help="Beam centre in pixels, x = column and y = row, as for `nxgid mask` "
+                   "and in every picture [the detector centre].")
 @click.option("--source", help="Facility or source name [settings].")
 @click.option("--source-type", help="NXsource type, e.g. 'Synchrotron X-ray Source' "
               "[settings].")
@@ -89,8 +90,8 @@ def config_new(state, name, wavelength, energy, distance, detector, beam_center,
 
     \b
     Example:
-        nxgid config new gid --detector Pilatus2M --distance 285 --positions 2 \\
-            --incidence 1=0.1 --incidence 2=0.2
+        nxgid config new gid --detector Pilatus2M --distance 285 --beam-center 760,60 \\
+            --positions 2 --incidence 1=0.1 --incidence 2=0.2
     """
     from nxgid.experiment.configuration import spec_from_settings, write_configuration
     from nxgid.units import energy_keV_to_wavelength_A
@@ -123,12 +124,9 @@ def config_new(state, name, wavelength, energy, distance, detector, beam_center,
                              + ", ".join(SOURCE_TYPES))
         values["source_type"] = source_type
     if beam_center:
-        try:
-            row, col = (float(v) for v in beam_center.split(","))
-        except ValueError:
-            raise NxgidError(f"--beam-center {beam_center!r}: expected ROW,COL in "
-                             "pixels") from None
-        values["beam_center_px"] = (row, col)
+        from nxgid.units import parse_pixel_xy
+
+        values["beam_center_px"] = parse_pixel_xy(beam_center, "--beam-center")
     given = {POSITION_OPTIONS[k]: v for k, raw in per_position.items()
              if (v := _per_position(k, raw)) is not None}
     spec = spec_from_settings(name, settings, values=values, positions=positions,
@@ -181,8 +179,11 @@ def config_show(state, name) -> None:
     out.print(f"configuration {info['name']}")
     out.print(f"  detector       {info['detector']}, {info['masked_pixels']} masked pixels")
     out.print(f"  distance       {info['distance_mm']:.3f} mm")
-    out.print(f"  beam centre    ({info['beam_center_mm'][0]:.3f}, "
-              f"{info['beam_center_mm'][1]:.3f}) mm")
+    from nxgid.units import pixel_xy_text
+
+    row, column = info["beam_center_px"]
+    out.print(f"  beam centre    {pixel_xy_text(row, column)}; "
+              f"x {info['beam_center_mm'][0]:.3f}, y {info['beam_center_mm'][1]:.3f} mm")
     out.print(f"  wavelength     {info['wavelength_A']:.5f} Å")
     out.print(f"  calibrated     {'yes' if info['calibrated'] else 'no'}")
     for entry, values in info["positions"]:
@@ -207,7 +208,8 @@ def _config_path(state, name: str) -> tuple:
 @click.option("--guess-poni", type=click.Path(path_type=Path),
               help="Start geometry [the configuration's].")
 @click.option("--distance", type=float, help="Start distance in mm.")
-@click.option("--beam-center", metavar="ROW,COL", help="Start beam centre in pixels.")
+@click.option("--beam-center", metavar="X,Y",
+              help="Start beam centre in pixels, x = column and y = row.")
 @click.option("--refine-wavelength", is_flag=True, help="Refine the wavelength too.")
 @click.option("--import-poni", type=click.Path(path_type=Path),
               help="Take an existing calibration (PONI file) instead.")

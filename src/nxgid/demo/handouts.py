@@ -33,6 +33,7 @@ def write_handouts(directory: Path, experiment: Experiment, ref: ScanRef,
     raw_frame = draw_detector_image(view.image, view.bits, previews / "raw-frame-mask.png",
                                     title=f"{ref} {entry}: {view.label}")
     reduced = experiment.reduced_file(ref, entry)
+    (directory / "exports").mkdir(exist_ok=True)
     stored = NexusFile(reduced).result("rad_cut_gid")
     table = write_table(stored.read(), directory / "exports" / f"{ref.scan}_rad_cut_gid.csv",
                         source=f"{reduced}:/{stored.entry}",

@@ -24,7 +24,7 @@ EXPERIMENT = "2026-11-ID10-pentacene"
 SAMPLE = "pentacene-SiO2"
 DETECTOR = "Pilatus2M"
 TRUE_DISTANCE_MM = 283.0
-#: (row, column) in pixels, as ``--beam-center ROW,COL``.
+#: (row, column) in pixels; ``--beam-center X,Y`` takes them as x = column, y = row.
 TRUE_BEAM_CENTRE_PX = (60.0, 760.0)
 INCIDENCE_DEG = 0.15
 FRAMES = 4

@@ -156,6 +156,17 @@ class CalibrationResult:
     dspacing_A: tuple[float, ...] = ()
 
 
+class CalibrationFailed(NxgidError):
+    """A calibration that found no geometry, with what it had found: the start geometry,
+    the last geometry tried and the control points, so the command can draw them."""
+
+    def __init__(self, message: str, *, guess: DetectorGeometry, tried: Any,
+                 points: np.ndarray, dspacing_A: tuple[float, ...], calibrant: str) -> None:
+        super().__init__(message)
+        self.guess, self.tried, self.points = guess, tried, points
+        self.dspacing_A, self.calibrant = dspacing_A, calibrant
+
+
 def _predicted(refinement: Any, calibrant: Any, points: np.ndarray) -> np.ndarray:
     """Per point: 2θ at the point minus 2θ of its ring (both move with the geometry)."""
     calibrant.setWavelength_change2th(refinement.wavelength)
@@ -211,6 +222,10 @@ def calibrate_powder(image: np.ndarray, guess: DetectorGeometry, calibrant: Any,
     detector = copy.deepcopy(guess.detector)
     detector.mask = bad.astype(np.int8)
     current: Any = guess.pyfai
+
+    def failed(message: str) -> CalibrationFailed:
+        return CalibrationFailed(message, guess=guess, tried=current, points=points,
+                                 dspacing_A=spacings, calibrant=name)
     massif = None
     final_fix = [] if refine_wavelength else ["wavelength"]
     pixel_rad = min(guess.pixel_size_m) / guess.distance_m
@@ -231,16 +246,16 @@ def calibrate_powder(image: np.ndarray, guess: DetectorGeometry, calibrant: Any,
             points = np.asarray(control.getList(), dtype=np.float64).reshape(-1, 3)
             found = np.unique(points[:, 2]).size
             if len(points) < MIN_POINTS or found < MIN_RINGS:
-                raise NxgidError(f"calibration needs at least {MIN_POINTS} control points "
-                                 f"on {MIN_RINGS} {name} rings; found {len(points)} on "
-                                 f"{found} ring(s); check the start geometry and the mask")
+                raise failed(f"calibration needs at least {MIN_POINTS} control points on "
+                             f"{MIN_RINGS} {name} rings; found {len(points)} on {found} "
+                             "ring(s)")
             refinement = single.geometry_refinement
             before = _predicted(refinement, cal, points)
             refinement.refine3(fix=fix)
             values = [float(getattr(refinement, p)) for p in (*PARAMETERS, "wavelength")]
             if not all(map(math.isfinite, values)) or min(values[0], values[-1]) <= 0:
-                raise NxgidError(f"calibration refinement diverged: distance "
-                                 f"{refinement.dist} m, wavelength {refinement.wavelength} m")
+                raise failed(f"calibration refinement diverged: distance "
+                             f"{refinement.dist} m, wavelength {refinement.wavelength} m")
             current = refinement
             residual = _predicted(refinement, cal, points)
             shift = np.max(np.abs(residual - before))
@@ -260,10 +275,9 @@ def calibrate_powder(image: np.ndarray, guess: DetectorGeometry, calibrant: Any,
     pixel_deg = math.degrees(min(guess.pixel_size_m) / current.dist)
     found = np.unique(points[:, 2]).size
     if rms_deg > MAX_RMS_PIXELS * pixel_deg:
-        raise NxgidError(f"calibration failed: the control points do not lie on {name} "
-                         f"rings (RMS 2θ residual {rms_deg:.3f}° ≈ {rms_deg / pixel_deg:.0f} "
-                         f"pixels over {len(points)} points on {found} rings); no rings in "
-                         "the image, or the start geometry is too far off")
+        raise failed(f"calibration failed: the control points do not lie on {name} rings "
+                     f"(RMS 2θ residual {rms_deg:.3f}° ≈ {rms_deg / pixel_deg:.0f} pixels "
+                     f"over {len(points)} points on {found} rings)")
     refined = PARAMETERS + (("wavelength",) if refine_wavelength else ())
     geometry = Geometry(**{p: float(getattr(current, p)) for p in PARAMETERS},
                         detector=guess.detector, wavelength=float(current.wavelength))
@@ -352,16 +366,18 @@ def write_calibration_pictures(result: CalibrationResult, image: np.ndarray, fol
     try:
         fig, ax = plt.subplots(figsize=(7, 6.4), dpi=110)
         figures.append(fig)
-        shown = ax.imshow(image, origin="lower", norm=norm(image), cmap="viridis",
-                          interpolation="nearest")
+        shown = ax.imshow(image, origin="upper", norm=norm(image), cmap="viridis",
+                          interpolation="nearest")  # row 0 at the top, as every picture
         fig.colorbar(shown, ax=ax, label="counts (log scale)")
         if len(result.control_points):
             ax.plot(result.control_points[:, 1], result.control_points[:, 0], "+",
                     color="white", markersize=3, markeredgewidth=0.5)
         if on_detector.size:
             ax.contour(tth, levels=np.sort(on_detector), colors="red", linewidths=0.7)
-        ax.set_xlabel("column (pixel)")
-        ax.set_ylabel("row (pixel)")
+        ax.set_xlim(-0.5, image.shape[1] - 0.5)
+        ax.set_ylim(image.shape[0] - 0.5, -0.5)
+        ax.set_xlabel("x (column, pixels)")
+        ax.set_ylabel("y (row, pixels)")
         ax.set_title(_title(result) + "\nred: fitted calibrant rings, +: control points",
                      fontsize=9)
         fig.tight_layout()
@@ -389,6 +405,74 @@ def write_calibration_pictures(result: CalibrationResult, image: np.ndarray, fol
         for figure in figures:
             plt.close(figure)
     return paths
+
+
+def write_failure_picture(failure: CalibrationFailed, image: np.ndarray,
+                          path: Path) -> Path:
+    """What a failed calibration found: the powder image (row 0 at the top, x = column,
+    y = row), the rings the start geometry predicts (dashed) and the last geometry tried
+    (solid), and the control points picked, with the start values in the title — what
+    to compare by eye to see whether the wavelength, distance or beam centre is off."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    from nxgid.plot.results import save_figure
+
+    image = np.asarray(image, dtype=np.float64)
+    fig = Figure(figsize=(7.5, 7.0), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    positive = image[np.isfinite(image) & (image > 0)]
+    norm = None
+    if positive.size:
+        low = float(np.percentile(positive, 1))
+        norm = LogNorm(vmin=low, vmax=max(float(np.percentile(positive, 99.9)), low * 10))
+    rows, cols = image.shape
+    extent = (0, cols, rows, 0)
+    from matplotlib import colormaps
+
+    shown = ax.imshow(np.where(image > 0, image, np.nan), norm=norm,
+                      cmap=colormaps["gray"].with_extremes(bad="black"), extent=extent,
+                      interpolation="antialiased")
+    fig.colorbar(shown, ax=ax, label="counts (log scale)")
+    centres = np.arange(rows) + 0.5, np.arange(cols) + 0.5
+    for geometry, style, colour in ((failure.guess.pyfai, "dashed", "tab:orange"),
+                                    (failure.tried, "solid", "tab:red")):
+        tth = np.degrees(np.asarray(geometry.center_array(image.shape, unit="2th_rad",
+                                                          scale=False)))
+        lines = np.degrees(ring_2theta_rad(failure.dspacing_A, geometry.wavelength))
+        levels = np.sort(lines[(lines > tth.min()) & (lines < tth.max())])
+        if levels.size:
+            ax.contour(centres[1], centres[0], tth, levels=levels, colors=colour,
+                       linestyles=style, linewidths=0.8)
+    if len(failure.points):
+        ax.plot(failure.points[:, 1] + 0.5, failure.points[:, 0] + 0.5, "+", color="cyan",
+                markersize=4, markeredgewidth=0.7)
+    fit2d = failure.guess.pyfai.getFit2D()
+    ax.set_title(f"calibration failed ({failure.calibrant}): start distance "
+                 f"{failure.guess.distance_m * 1e3:.1f} mm, beam centre x "
+                 f"{float(fit2d['centerX']):.0f}, y {float(fit2d['centerY']):.0f} px, "
+                 f"λ {failure.guess.wavelength_A:.4f} Å\norange dashed: rings at the start, "
+                 f"red: last try, cyan +: {len(failure.points)} points found", fontsize=8)
+    ax.set_xlim(0, cols)
+    ax.set_ylim(rows, 0)  # row 0 at the top, as in every picture
+    ax.set_xlabel("x (column, pixels)")
+    ax.set_ylabel("y (row, pixels)")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def failure_hint(failure: CalibrationFailed) -> str:
+    """What to check, with the start values: the rings in the picture should sit where
+    the dashed ones are drawn."""
+    fit2d = failure.guess.pyfai.getFit2D()
+    return (f"check the wavelength ({failure.guess.wavelength_A:.4f} Å; --refine-wavelength "
+            f"once close), the start distance ({failure.guess.distance_m * 1e3:.1f} mm; "
+            f"--distance MM) and the beam centre (x {float(fit2d['centerX']):.0f}, "
+            f"y {float(fit2d['centerY']):.0f} pixels; --beam-center X,Y): rings in the image "
+            "larger than the dashed ones mean a larger distance or wavelength than the "
+            "start, rings off-centre from them a beam centre off")
 
 
 # --- PONI files and hashes -------------------------------------------------------------

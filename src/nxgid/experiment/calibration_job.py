@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from nxgid.errors import ExistsError, NxgidError
+from nxgid.units import pixel_xy_text
 
 
 def _calibrated(path: Path) -> bool:
@@ -94,11 +95,9 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
         if distance_mm is not None or beam_center is not None:
             poni = guess.poni_m
             if beam_center is not None:
-                try:
-                    row, col = (float(v) for v in beam_center.split(","))
-                except ValueError:
-                    raise NxgidError(f"--beam-center {beam_center!r}: expected ROW,COL in "
-                                     "pixels") from None
+                from nxgid.units import parse_pixel_xy
+
+                row, col = parse_pixel_xy(beam_center, "--beam-center")
                 poni = (row * guess.pixel_size_m[0], col * guess.pixel_size_m[1])
             guess = DetectorGeometry.from_parameters(
                 detector=guess.detector, wavelength_A=guess.wavelength_A,
@@ -106,8 +105,14 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
                             else guess.distance_m),
                 poni1_m=poni[0], poni2_m=poni[1])
         user_mask = (configuration_mask(path) & 0xFFFF) != 0
-        result = cal.calibrate_powder(powder, guess, calibrant, mask=user_mask,
-                                      refine_wavelength=refine_wavelength)
+        try:
+            result = cal.calibrate_powder(powder, guess, calibrant, mask=user_mask,
+                                          refine_wavelength=refine_wavelength)
+        except cal.CalibrationFailed as failure:
+            picture = cal.write_failure_picture(
+                failure, powder, experiment.calibrations_dir / f"{name}_failed.png")
+            raise NxgidError(f"{failure}; what was found: {picture}; "
+                             f"{cal.failure_hint(failure)}") from None
         set_geometry(path, result.geometry, calibration=result, image=powder)
         geometry = result.geometry
         pictures = cal.write_calibration_pictures(result, powder, experiment.calibrations_dir,
@@ -119,6 +124,7 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
             f"{poni2 * 1e3:.3f}) mm, rotations "
             + ", ".join(f"{r:.5f}" for r in geometry.rotations_rad) + " rad"
             + (f", wavelength {geometry.wavelength_A:.5f} Å" if refine_wavelength else ""),
+            f"  beam centre {pixel_xy_text(*_beam_centre_px(geometry))}",
             f"  RMS residual {result.rms_2theta_deg:.4f}° in 2θ from {result.points_used} "
             f"points on {result.rings_used} rings",
             "  pictures: " + ", ".join(str(p) for p in pictures),
@@ -127,6 +133,12 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
         cal.export_poni(geometry, export_poni, overwrite=overwrite)
         lines.append(f"wrote {export_poni}")
     return lines
+
+
+def _beam_centre_px(geometry) -> tuple[float, float]:
+    """(row, column) of the direct beam on the detector, in pixels (fit2d's centre)."""
+    fit2d = geometry.pyfai.getFit2D()
+    return float(fit2d["centerY"]), float(fit2d["centerX"])
 
 
 def run_mask(experiment, path: Path, *, rects=(), circles=(), polygons=(), imports=(),

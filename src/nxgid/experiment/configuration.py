@@ -349,6 +349,9 @@ def read_configuration(path: Path) -> dict:
             "distance_mm": float(det["distance"][()]) * 1e3,
             "beam_center_mm": (float(det["beam_center_x"][()]) * 1e3,
                                float(det["beam_center_y"][()]) * 1e3),
+            # (row, column) in pixels
+            "beam_center_px": (float(det["beam_center_y"][()]) / float(det["y_pixel_size"][()]),
+                               float(det["beam_center_x"][()]) / float(det["x_pixel_size"][()])),
             "calibrated": "calibration" in entry or "calibration" in entry["instrument"],
             "masked_pixels": int(np.count_nonzero(det["pixel_mask"][()] & 0xFFFF))
             if "pixel_mask" in det else 0,

@@ -9,7 +9,7 @@ import numpy as np
 from nxgid import names as nx
 from nxgid.nexus.frames import read_text, scan_variables
 from nxgid.nexus.reader import NexusFile, _text
-from nxgid.units import length_m
+from nxgid.units import length_m, pixel_xy_text
 
 
 def _range(values: np.ndarray, unit: str = "") -> str:
@@ -211,9 +211,9 @@ def _instrument(entry) -> list[str]:
             units = _text(detector["beam_center_x"].attrs.get("units", ""))
             x, y = float(detector["beam_center_x"][()]), float(detector["beam_center_y"][()])
             if units in ("pixel", "pixels", "px"):
-                lines.append(f"  beam centre ({x:.2f}, {y:.2f}) pixels (column, row)")
+                lines.append(f"  beam centre {pixel_xy_text(y, x)}")
             else:
-                lines.append(f"  beam centre ({x * 1e3:.3f}, {y * 1e3:.3f}) mm")
+                lines.append(f"  beam centre x {x * 1e3:.3f}, y {y * 1e3:.3f} mm")
         for name in (nx.DETECTOR_MASK, "pixel_mask"):
             if name in detector:
                 mask = detector[name][()]
