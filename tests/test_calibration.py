@@ -20,8 +20,8 @@ from nxgid.experiment.calibration import (
     read_calibration,
     synthetic_calibrant_image,
     write_calibration,
-    write_calibration_pictures,
 )
+from nxgid.experiment.calibration_pictures import write_calibration_pictures
 from nxgid.geometry.detector import DetectorGeometry
 
 PIXEL_M = 172e-6

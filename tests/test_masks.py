@@ -282,7 +282,9 @@ def test_below_masks_pixels_at_or_below_the_value():
 def test_below_needs_an_image_of_the_detector_shape():
     with pytest.raises(NxgidError) as info:
         edit_mask(np.zeros(SHAPE, np.int32), gaps=None, below=1)
-    assert str(info.value) == "--below needs a calibration image"
+    assert str(info.value).startswith("--below needs the powder image of a calibration")
+    assert "an imported PONI carries no image" in str(info.value)
+    assert "nxgid calibrate NAME --image FILE" in str(info.value)
     with pytest.raises(NxgidError, match=r"calibration image is 4×4 pixels .* 10×12"):
         edit_mask(np.zeros(SHAPE, np.int32), gaps=None, below=1, image=np.zeros((4, 4)))
 

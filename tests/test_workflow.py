@@ -462,11 +462,14 @@ def test_workers_give_their_task_back_and_stop_when_their_parent_dies(site_file)
     assert "convert interrupted; given back to the queue" in exp.log_file.read_text()
 
 
-def test_workers_tell_waiting_tasks_from_queued_ones(site_file, nxgid):
+def test_workers_tell_waiting_tasks_from_queued_ones(site_file, nxgid, monkeypatch):
     """A scan whose raw stack is not there yet: its link waits for the input and its
-    convert and preview for their prerequisite; `workers` says so instead of "queued"."""
+    convert and preview for their prerequisite; `workers` says so instead of "queued".
+    While they run, a line of task counts shows the queue moving."""
+    from nxgid.cli import common
     from nxgid.experiment.scans import new_scan
 
+    monkeypatch.setattr(common, "PROGRESS_LINE_EVERY_S", 0.0)
     beamtime = make_beamtime(site_file, {"s001": 2})
     exp = beamtime.experiment
     new_scan(exp, ScanRef(beamtime.scans[0].sample, beamtime.scans[0].label, "s002"), "gid")
@@ -479,3 +482,4 @@ def test_workers_tell_waiting_tasks_from_queued_ones(site_file, nxgid):
     assert "waiting (input)" in counts and "waiting (prerequisite)" in counts
     assert "queued" not in counts
     assert "waiting tasks cannot run until" in ran.stdout
+    assert "\n  tasks: " in ran.stdout and "queued" in ran.stdout.split("\n  tasks: ")[1]

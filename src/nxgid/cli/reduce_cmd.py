@@ -229,8 +229,8 @@ def workers(state: State, count, task_names, wait, executor, scheduler) -> None:
         pass  # a database problem is one line here, before any worker starts
     out.print(f"{count} worker process(es) on the queue of {experiment.name}"
               + (" (waiting for new tasks; Ctrl-C stops)" if wait else ""))
-    codes = run_workers(experiment, count,
-                        site_path=effective.site_file.path, tasks=tasks, wait=wait)
+    codes = run_workers(experiment, count, site_path=effective.site_file.path, tasks=tasks,
+                        wait=wait, on_tick=_progress_lines(out, experiment))
     with open_database(experiment) as db:
         counts = shown_counts(scan_status(db))
     out.print(", ".join(f"{n} {s}" for s, n in counts.items()) or "no tasks")
@@ -240,6 +240,30 @@ def workers(state: State, count, task_names, wait, executor, scheduler) -> None:
                   "workers")
     if any(code not in (0, None) for code in codes) and not wait:
         raise SystemExit(1)
+
+
+def _progress_lines(out, experiment):
+    """While workers run: a line with the task counts when they change, at most every
+    PROGRESS_LINE_EVERY_S — so a log or a terminal shows the queue moving."""
+    import time
+
+    from nxgid.cli.common import PROGRESS_LINE_EVERY_S
+    from nxgid.workflow.queue import status_counts
+    from nxgid.workflow.workspace import open_database
+
+    seen = {"counts": None, "at": time.monotonic()}
+
+    def tick() -> None:
+        now = time.monotonic()
+        if now - seen["at"] < PROGRESS_LINE_EVERY_S:
+            return
+        seen["at"] = now
+        with open_database(experiment) as db:
+            counts = dict(sorted(status_counts(db).items()))
+        if counts != seen["counts"]:
+            seen["counts"] = counts
+            out.print("  tasks: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return tick
 
 
 @click.command()

@@ -27,8 +27,11 @@ def task_table(rows):
     printed by `nxgid demo`)."""
     from rich.table import Table
 
-    table = Table("scan", "task", "entry", "status", "attempts", "started", "duration",
-                  "host", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("scan", no_wrap=True, min_width=max(
+        (len(str(row.scan)) for row in rows), default=4))  # never cut: scans look alike
+    for name in ("task", "entry", "status", "attempts", "started", "duration", "host"):
+        table.add_column(name)
     table.add_column("result / error", overflow="fold", min_width=30)
     for row in rows:
         for task in row.tasks:
@@ -106,7 +109,12 @@ def scan_table(rows):
     from rich.table import Table
 
     why = any(t.stale_reason for row in rows for t in row.tasks)
-    table = Table("scan", "entries", "raw data", "on disk", "tasks", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("scan", no_wrap=True, min_width=max(
+        (len(str(row.scan)) for row in rows), default=4))  # never cut: scans look alike
+    for name in ("entries", "raw data", "on disk"):
+        table.add_column(name)
+    table.add_column("tasks", overflow="fold")
     if why:
         table.add_column("stale because", overflow="fold", min_width=30)
     for row in rows:

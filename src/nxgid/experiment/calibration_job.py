@@ -47,6 +47,7 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
                     refine_wavelength: bool = False, import_poni: Path | None = None,
                     export_poni: Path | None = None, overwrite: bool = False) -> list[str]:
     from nxgid.experiment import calibration as cal
+    from nxgid.experiment import calibration_pictures as pictures
     from nxgid.experiment.boundary import guard_outputs
     from nxgid.experiment.configuration import (
         configuration_geometry,
@@ -109,13 +110,13 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
             result = cal.calibrate_powder(powder, guess, calibrant, mask=user_mask,
                                           refine_wavelength=refine_wavelength)
         except cal.CalibrationFailed as failure:
-            picture = cal.write_failure_picture(
+            picture = pictures.write_failure_picture(
                 failure, powder, experiment.calibrations_dir / f"{name}_failed.png")
             raise NxgidError(f"{failure}; what was found: {picture}; "
-                             f"{cal.failure_hint(failure)}") from None
+                             f"{pictures.failure_hint(failure)}") from None
         set_geometry(path, result.geometry, calibration=result, image=powder)
         geometry = result.geometry
-        pictures = cal.write_calibration_pictures(result, powder, experiment.calibrations_dir,
+        drawn = pictures.write_calibration_pictures(result, powder, experiment.calibrations_dir,
                                                   name, mask=user_mask)
         poni1, poni2 = geometry.poni_m
         lines += [
@@ -127,7 +128,7 @@ def run_calibration(experiment, path: Path, *, image: Path | None = None,
             f"  beam centre {pixel_xy_text(*_beam_centre_px(geometry))}",
             f"  RMS residual {result.rms_2theta_deg:.4f}° in 2θ from {result.points_used} "
             f"points on {result.rings_used} rings",
-            "  pictures: " + ", ".join(str(p) for p in pictures),
+            "  pictures: " + ", ".join(str(p) for p in drawn),
         ]
     if export_poni is not None:
         cal.export_poni(geometry, export_poni, overwrite=overwrite)

@@ -259,7 +259,10 @@ def edit_mask(current: np.ndarray, *, gaps: np.ndarray | None,
         user |= _masked(array)
     if below is not None:
         if image is None:
-            raise NxgidError("--below needs a calibration image")
+            raise NxgidError("--below needs the powder image of a calibration, and this "
+                             "configuration has none (an imported PONI carries no image): "
+                             "calibrate it with `nxgid calibrate NAME --image FILE`, or "
+                             "mask the pixels of an image with --import FILE")
         image = np.asarray(image)
         _check_shape(image, shape, "the calibration image")
         user |= (image <= below) & ((bits & _GAP) == 0)
