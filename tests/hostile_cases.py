@@ -1152,3 +1152,47 @@ def stack_into_a_read_only_folder(w: World) -> Attack:
 def plot_into_a_read_only_folder(w: World) -> Attack:
     return Attack(["plot", str(w.outside / "reduced.nxs"), "-o",
                    str(w.base / "readonly" / "p.png")], "readonly", during=_read_only_folder)
+
+
+@case
+def examples_into_a_file_system_that_takes_no_files(w: World) -> Attack:
+    return Attack(["examples", "/proc/nxgid-examples"], "/proc/nxgid-examples")
+
+
+@case
+def examples_into_a_folder_that_holds_files(w: World) -> Attack:
+    return Attack(["examples", str(w.outside)], ["outside", "is not empty"])
+
+
+@case
+def export_of_an_image_file(w: World) -> Attack:
+    return Attack(["export", str(w.good_cbf), "-o", str(w.outside / "t.csv")],
+                  w.good_cbf.name)
+
+
+@case
+def export_over_its_input(w: World) -> Attack:
+    reduced = w.outside / "reduced.nxs"
+    return Attack(["export", str(reduced), "-o", str(reduced), "--overwrite"],
+                  ["reduced.nxs", "is also an input"])
+
+
+@case
+def export_into_the_raw_tree(w: World) -> Attack:
+    return Attack(["export", str(w.outside / "reduced.nxs"), "-o", str(w.raw / "t.csv")],
+                  "raw tree")
+
+
+@case
+def plot_of_a_named_pipe(w: World) -> Attack:
+    path = w.outside / "frame.cbf"
+    os.mkfifo(path)
+    return Attack(["plot", str(path), "-o", str(w.outside / "p.png")], ["frame.cbf",
+                                                                        "named pipe"])
+
+
+@case
+def plot_with_a_mask_of_another_shape(w: World) -> Attack:
+    np.save(w.outside / "small.npy", np.zeros((4, 4), np.uint8))
+    return Attack(["plot", str(w.good_cbf), "--mask", str(w.outside / "small.npy"), "-o",
+                   str(w.outside / "p.png")], ["small.npy", "the mask is 4×4"])

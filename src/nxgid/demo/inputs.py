@@ -77,19 +77,27 @@ def write_example_inputs(folder: Path, *, overwrite: bool = False,
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise NxgidError(f"{folder}: is not empty: choose a new folder, or --overwrite to "
                          "write the example files over the ones there")
+    from nxgid.safety.resources import check_writable_folder
+
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    check_writable_folder(existing, f"cannot write the example inputs in {folder}")
     fresh = not folder.exists()
     final, folder = folder, (folder.with_name(f".{folder.name}.partial") if fresh else folder)
-    if fresh:  # built aside and renamed when complete: never a half-written folder
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
     try:
-        files = _write_all(folder, wavelength_A, experiment)
-    except BaseException:
-        if fresh:
+        if fresh:  # built aside and renamed when complete: never a half-written folder
             shutil.rmtree(folder, ignore_errors=True)
-        raise
-    if fresh:
-        folder.rename(final)
+            folder.mkdir(parents=True)
+        try:
+            files = _write_all(folder, wavelength_A, experiment)
+        except BaseException:
+            if fresh:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if fresh:
+            folder.rename(final)
+    except OSError as exc:  # a file system that takes no files (/proc, a full disk, …)
+        raise NxgidError(f"{final}: cannot write the example inputs there: "
+                         f"{exc.strerror or exc}") from None
         files = [final / path.relative_to(folder) for path in files]
     return ExampleInputs(folder=final, files=files)
 
