@@ -19,6 +19,7 @@ import numpy as np
 from nxgid import names as nx
 from nxgid.conversion.result import Result
 from nxgid.errors import NxgidError
+from nxgid.nexus.chunks import grow_frames
 from nxgid.nexus.frames import (
     TEXT_BYTES,
     add_frame_groups,
@@ -322,10 +323,10 @@ def append(entry, result: Result, frames, compression: dict) -> None:
     data = entry[nx.DATA]
     n = result.frames
     start = data[nx.FRAME_AXIS].shape[0]  # committed frames; the axis grows at commit
-    grow(data[result.name], result.intensity)
+    grow_frames(data[result.name], result.intensity)  # compressed in threads
     errors_name = result.name + nx.ERRORS_SUFFIX
     if errors_name in data and result.errors is not None:
-        grow(data[errors_name], result.errors)
+        grow_frames(data[errors_name], result.errors)
     grow(data[nx.FRAME_MONITOR], result.frame_values.get("monitor", np.ones(n)))
     names = [str(f).encode() for f in frames.files]
     for name in names:
