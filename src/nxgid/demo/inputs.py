@@ -98,6 +98,7 @@ def write_example_inputs(folder: Path, *, overwrite: bool = False,
     except OSError as exc:  # a file system that takes no files (/proc, a full disk, …)
         raise NxgidError(f"{final}: cannot write the example inputs there: "
                          f"{exc.strerror or exc}") from None
+    if fresh:
         files = [final / path.relative_to(folder) for path in files]
     return ExampleInputs(folder=final, files=files)
 

@@ -129,6 +129,10 @@ class NexusFile:
     def _resolve(self, entry: str | None) -> str:
         if entry is None:
             return self.default_entry()
+        if "/" not in entry:  # the usual case, a top-level entry's name: no listing
+            with self._open() as root:
+                if entry in root and _entry_info(root, entry) is not None:
+                    return entry
         names = self.entry_names()
         if entry in names:
             return entry
