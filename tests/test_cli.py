@@ -311,3 +311,27 @@ def test_demo_builds_a_complete_experiment(tmp_path, nxgid, monkeypatch):
     refused = nxgid(["demo", str(other), "--overwrite"])
     assert refused.exit_code == 2 and "was not made by `nxgid demo`" in refused.stderr
     assert (other / "thesis.tex").read_text() == "precious"
+
+
+def test_follow_reads_a_moved_log_to_its_end_then_the_new_one(tmp_path):
+    """Rotation as a log handler does it: the file is moved away and still written
+    through the open handle for a while, then a new file appears. Every line is seen
+    once, in order, whatever the poll catches in between."""
+    log = tmp_path / "nxlogger.log"
+    log.write_text("before\n")
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(
+        follow(log, poll_s=0.01, stop_after_s=2.5)))
+    reader.start()
+    time.sleep(0.3)
+    with open(log, "a") as old:
+        old.write("one\n")
+        old.flush()
+        log.rename(log.with_suffix(".log.1"))
+        time.sleep(0.2)  # moved away, not yet replaced: the poll finds no file
+        old.write("two\n")  # a handler still writes the moved file
+        old.flush()
+        time.sleep(0.2)
+        log.write_text("three\n")  # the new file, its first line written at once
+    reader.join()
+    assert got == ["one", "two", "three"], got

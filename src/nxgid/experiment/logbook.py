@@ -125,17 +125,22 @@ def tail(path: Path, lines: int = 20) -> list[str]:
 
 def follow(path: Path, *, poll_s: float = 0.25, stop_after_s: float | None = None
            ) -> Iterator[str]:
-    """Yield lines appended to *path*, surviving rotation; ends after *stop_after_s*."""
+    """Yield lines appended to *path*, surviving rotation as ``tail -F`` does (the old
+    file is read to its end, also while it is moved away and still written, before the
+    new one is read from its top); ends after *stop_after_s*."""
     deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
     handle = None
     inode = None
     pending = ""
+    started = False  # only the file there at the start is read from its end
     try:
         while deadline is None or time.monotonic() < deadline:
             if handle is None and path.exists():
                 handle = path.open("r", encoding="utf-8", errors="replace")
-                handle.seek(0, os.SEEK_END)
+                if not started:
+                    handle.seek(0, os.SEEK_END)
                 inode = os.fstat(handle.fileno()).st_ino
+            started = True
             if handle is not None:
                 chunk = handle.read()
                 if chunk:
@@ -146,13 +151,19 @@ def follow(path: Path, *, poll_s: float = 0.25, stop_after_s: float | None = Non
                 try:
                     current = path.stat()
                 except FileNotFoundError:
-                    current = None
-                if current is None or current.st_ino != inode or current.st_size < handle.tell():
-                    handle.close()  # rotated or truncated: start again at the new file's top
-                    handle = None
-                    if current is not None:
-                        handle = path.open("r", encoding="utf-8", errors="replace")
-                        inode = os.fstat(handle.fileno()).st_ino
+                    current = None  # moved away: a writer may still append to it; keep it
+                if current is not None and (current.st_ino != inode
+                                            or current.st_size < handle.tell()):
+                    # rotated (a new file is there) or truncated: what was appended to the
+                    # old file meanwhile first, then the new file from its top
+                    rest = handle.read()
+                    handle.close()
+                    handle = path.open("r", encoding="utf-8", errors="replace")
+                    inode = os.fstat(handle.fileno()).st_ino
+                    if rest:
+                        pending += rest
+                        *complete, pending = pending.split("\n")
+                        yield from complete
                     continue
             time.sleep(poll_s)
     finally:
