@@ -740,6 +740,48 @@ def report(frames: int, block_frames: int) -> list[str]:
     return lines
 
 
+#: The keys of ``ratios`` in the JSON file, stable across versions: "> 1: nxgid faster"
+#: for the first ones, costs for the last four (docs/performance.md).
+RATIO_KEYS = ("stack_vs_pygid", "single_vs_pygid", "single_vs_pygid_remap", "errors_cost",
+              "polar_vs_q", "file_to_nexus_vs_pygid", "read_frame_vs_h5py",
+              "bilinear_vs_pygid", "stack_vs_pyfai_csr", "memory_blocks", "cold_cached_s")
+
+
+def ratios(frames: int, block_frames: int, frame_mb: float) -> dict[str, float | None]:
+    """The issue's ratios from this run's rows; None for what this benchmark does not
+    measure (file → NeXus and reading back: bench_nexus_write.py; bilinear: not yet)."""
+    def median(tool: str, task: str) -> float | None:
+        row = next((r for r in ROWS if r.tool == tool and r.task.startswith(task)), None)
+        return row.median if row is not None else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    stack = median("nxgid", f"q map, warm, {frames}-frame stack (no errors)")
+    pygid_stack = [r.median for r in ROWS if r.tool == "pygid" and r.group == "stack"]
+    single = median("nxgid", "q map, warm, single frame (no errors)")
+    pygid_loop = median("pygid", "q map, warm, loop over frames")
+    peak = INFO.get("file_errors", {}).get("peak_increase_mb") \
+        if isinstance(INFO.get("file_errors"), dict) else None
+    cold = median("nxgid", "first conversion, fresh process (maps from disk cache)")
+    found = {
+        "stack_vs_pygid": ratio(min(pygid_stack), stack) if pygid_stack else None,
+        "single_vs_pygid": ratio(pygid_loop, single),  # its per-frame path, ms/frame
+        "single_vs_pygid_remap": ratio(median("pygid", "q map, cv2.remap only"), single),
+        "errors_cost": ratio(median("nxgid", f"q map, warm, {frames}-frame stack (errors)"),
+                             stack),
+        "polar_vs_q": ratio(median("nxgid", f"polar map, warm, {frames}-frame stack "
+                                            "(no errors)"), stack),
+        "file_to_nexus_vs_pygid": None,
+        "read_frame_vs_h5py": None,
+        "bilinear_vs_pygid": None,
+        "stack_vs_pyfai_csr": ratio(median("pyFAI", "q map, warm, per frame (csr)"), stack),
+        "memory_blocks": round(peak / (block_frames * frame_mb), 2) if peak else None,
+        "cold_cached_s": round(cold, 3) if cold is not None else None,
+    }
+    return {key: found[key] for key in RATIO_KEYS}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=100, help="frames in the stack (100)")
@@ -821,9 +863,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for key, value in INFO.items():
         print(f"{key}: {value}")
+    found = ratios(args.frames, args.block_frames, INFO["stack_mb"] / args.frames)
+    print("\nratios (> 1: nxgid faster, except errors_cost, polar_vs_q, memory_blocks and "
+          "cold_cached_s, which are costs; none: not measured by this benchmark):")
+    for key, value in found.items():
+        print(f"  {key:24} {'not measured' if value is None else value}")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"rows": [{"tool": r.tool, "task": r.task, "median": r.median, "min": r.best,
+            {"ratios": found,
+             "rows": [{"tool": r.tool, "task": r.task, "median": r.median, "min": r.best,
                        "unit": r.unit, "memory_mb": r.memory_mb} for r in ROWS],
              "info": INFO}, indent=1, default=str))
     return 0
