@@ -767,3 +767,37 @@ def test_outputs_can_be_reused():
               for r in conv.convert_blocks(iter(data), block_frames=3, reuse_outputs=True)]
     for a, b in zip(plain, reused, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("splitting", ["auto", "all", "none"])
+def test_one_frame_equals_the_same_frame_in_a_stack(splitting):
+    """The single-frame kernels (live mode converts frames one at a time) give what the
+    stack kernels give: masks, NaN, a valid range, dark, flat, monitor, variance, sums."""
+    geometry = small()
+    rng = np.random.default_rng(9)
+    data = rng.poisson(30, (3, *geometry.shape)).astype(np.float64)
+    data[:, 40, 40] = np.nan
+    data[1, 50, 50] = 1e9  # outside the valid range in frame 1 only
+    variance = rng.uniform(10, 40, data.shape)
+    dark = np.full(geometry.shape, 2.0)
+    flat = rng.uniform(0.8, 1.2, geometry.shape)
+    for options in ({}, {"valid_range": (0, 1e6), "dark": dark, "flat": flat}):
+        conv = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q", "rad_cut_gid"],
+                         pixel_splitting=splitting, keep_sums=True, **options)
+        for var in (None, variance):
+            stack = conv.convert(data, variance=var, monitor=[1.0, 2.0, 0.5])
+            for f, m in enumerate((1.0, 2.0, 0.5)):
+                one = conv.convert(data[f], variance=None if var is None else var[f],
+                                   monitor=m)
+                for name in ("img_gid_q", "rad_cut_gid"):
+                    a, b = one[name], stack[name]
+                    np.testing.assert_array_equal(a.intensity[0], b.intensity[f])
+                    np.testing.assert_array_equal(a.errors[0], b.errors[f])
+                    np.testing.assert_array_equal(a.signal_sum[0], b.signal_sum[f])
+                    np.testing.assert_array_equal(a.norm_sum[0], b.norm_sum[f])
+    # integer frames take the fast kernels when nothing can drop out
+    counts = rng.poisson(30, (2, *geometry.shape)).astype(np.int32)
+    conv = Converter(geometry, SampleGeometry.grazing(0.1), ["img_gid_q"],
+                     pixel_splitting=splitting)
+    np.testing.assert_array_equal(conv.convert(counts[1])["img_gid_q"].intensity[0],
+                                  conv.convert(counts)["img_gid_q"].intensity[1])

@@ -149,6 +149,41 @@ def _general(values, variances, use_variances, indptr, pixels, weights, use_weig
                     norm_sum[j, b] = n
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _general_single(values, variances, use_variances, indptr, pixels, weights, use_weights,
+                    lo, hi, entry_norm, entry_dark, m, intensity, errors, want_errors,
+                    signal_sum, norm_sum, keep_sums):  # pragma: no cover - compiled
+    """:func:`_general` for one frame (1-D values, 1-D outputs): scalar sums, no
+    per-frame inner loop — live mode converts frames one at a time."""
+    n_bins = indptr.shape[0] - 1
+    for b in prange(n_bins):
+        signal = 0.0
+        norm = 0.0
+        var = 0.0
+        for e in range(indptr[b], indptr[b + 1]):
+            v = np.float64(values[pixels[e]])
+            if v >= lo and v <= hi:  # False for NaN too
+                w = weights[e] if use_weights else 1.0
+                signal += w * v - entry_dark[e]
+                norm += entry_norm[e]
+                if use_variances:
+                    var += w * w * np.float64(variances[pixels[e]])
+                else:
+                    var += w * w * v
+        n = norm * m
+        if n > 0.0:
+            intensity[b] = signal / n
+            if want_errors:
+                errors[b] = math.sqrt(var) / n if var > 0.0 else 0.0
+        else:
+            intensity[b] = np.nan
+            if want_errors:
+                errors[b] = np.nan
+        if keep_sums:
+            signal_sum[b] = signal
+            norm_sum[b] = n
+
+
 class Outputs:
     """Result arrays of one target for a whole call, (frames, bins); kernels write blocks
     straight into them (no copies)."""
@@ -203,6 +238,15 @@ def convert_block(values: np.ndarray, var_values: np.ndarray | None, binmap, out
               intensity, errors, want_errors, signal_sum, norm_sum, keep_sums)
         return
     use_weights = binmap.weights.size > 0
+    weights = binmap.weights if use_weights else np.ones(1)
+    if values.shape[1] == 1:
+        variances = var_values if var_values is not None else values
+        _general_single(values.reshape(-1), variances.reshape(-1), var_values is not None,
+                        binmap.indptr, binmap.pixels, weights, use_weights, float(lo),
+                        float(hi), binmap.entry_norm, binmap.entry_dark, float(monitor[0]),
+                        intensity[0], errors[0], want_errors, signal_sum[0], norm_sum[0],
+                        keep_sums)
+        return
     _general(values, var_values if var_values is not None else values,
              var_values is not None, binmap.indptr, binmap.pixels,
              binmap.weights if use_weights else np.ones(1), use_weights, float(lo),
