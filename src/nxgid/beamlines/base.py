@@ -152,11 +152,12 @@ def chosen_beamline(option: str | None, settings) -> str:
     else ``[beamline] plugin``, else (for settings written before that key) an
     ``[instrument] instrument`` that happens to be a plugin's name. The instrument name
     itself (``ID10``) is only a name."""
+    installed = discover()
     name = option or settings.beamline.plugin
-    if not name and settings.instrument.instrument in discover():
+    if not name and settings.instrument.instrument in installed:
         name = settings.instrument.instrument
     if not name:
-        known = ", ".join(sorted(discover())) or "none"
+        known = ", ".join(sorted(installed)) or "none"
         raise NxgidError("no beamline plugin: give --beamline NAME or set [beamline] plugin "
                          f"(`nxgid settings set beamline.plugin NAME`); installed: {known}")
     get_beamline(name)

@@ -62,6 +62,19 @@ def _store(intensity, errors, want_errors, j, b, signal, norm, var):  # pragma: 
             errors[j, b] = np.nan
 
 
+@njit(inline="always", cache=True)
+def _store_one(intensity, errors, want_errors, b, signal, norm, var):  # pragma: no cover
+    """:func:`_store` for the 1-D outputs of one frame."""
+    if norm > 0.0:
+        intensity[b] = signal / norm
+        if want_errors:
+            errors[b] = math.sqrt(var) / norm if var > 0.0 else 0.0
+    else:
+        intensity[b] = np.nan
+        if want_errors:
+            errors[b] = np.nan
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _fast(values, indptr, pixels, norm_b, dark_b, monitor, intensity, errors, want_errors,
           signal_sum, norm_sum, keep_sums):  # pragma: no cover - compiled
@@ -98,14 +111,7 @@ def _fast_single(values, indptr, pixels, norm_b, dark_b, monitor, intensity, err
         for e in range(indptr[b], indptr[b + 1]):
             total += values[pixels[e]]
         n = norm_b[b] * m
-        if n > 0.0:
-            intensity[b] = (total - dark_b[b]) / n
-            if want_errors:
-                errors[b] = math.sqrt(total) / n if total > 0.0 else 0.0
-        else:
-            intensity[b] = np.nan
-            if want_errors:
-                errors[b] = np.nan
+        _store_one(intensity, errors, want_errors, b, total - dark_b[b], n, total)
         if keep_sums:
             signal_sum[b] = total - dark_b[b]
             norm_sum[b] = n
@@ -171,14 +177,7 @@ def _general_single(values, variances, use_variances, indptr, pixels, weights, u
                 else:
                     var += w * w * v
         n = norm * m
-        if n > 0.0:
-            intensity[b] = signal / n
-            if want_errors:
-                errors[b] = math.sqrt(var) / n if var > 0.0 else 0.0
-        else:
-            intensity[b] = np.nan
-            if want_errors:
-                errors[b] = np.nan
+        _store_one(intensity, errors, want_errors, b, signal, n, var)
         if keep_sums:
             signal_sum[b] = signal
             norm_sum[b] = n
@@ -239,19 +238,18 @@ def convert_block(values: np.ndarray, var_values: np.ndarray | None, binmap, out
         return
     use_weights = binmap.weights.size > 0
     weights = binmap.weights if use_weights else np.ones(1)
+    variances = var_values if var_values is not None else values
     if values.shape[1] == 1:
-        variances = var_values if var_values is not None else values
         _general_single(values.reshape(-1), variances.reshape(-1), var_values is not None,
                         binmap.indptr, binmap.pixels, weights, use_weights, float(lo),
                         float(hi), binmap.entry_norm, binmap.entry_dark, float(monitor[0]),
                         intensity[0], errors[0], want_errors, signal_sum[0], norm_sum[0],
                         keep_sums)
         return
-    _general(values, var_values if var_values is not None else values,
-             var_values is not None, binmap.indptr, binmap.pixels,
-             binmap.weights if use_weights else np.ones(1), use_weights, float(lo),
-             float(hi), binmap.entry_norm, binmap.entry_dark, monitor, intensity, errors,
-             want_errors, signal_sum, norm_sum, keep_sums)
+    _general(values, variances, var_values is not None, binmap.indptr, binmap.pixels,
+             weights, use_weights, float(lo), float(hi), binmap.entry_norm,
+             binmap.entry_dark, monitor, intensity, errors, want_errors, signal_sum,
+             norm_sum, keep_sums)
 
 
 def transpose_block(frames: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:

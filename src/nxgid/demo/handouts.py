@@ -31,7 +31,7 @@ def write_handouts(directory: Path, experiment: Experiment, ref: ScanRef,
     previews = directory / "previews"
     view = load_frame(experiment.scan_file(ref), entry=entry, frame=0, mask="file")
     raw_frame = draw_detector_image(view.image, view.bits, previews / "raw-frame-mask.png",
-                                    title=f"{ref} {entry}: {view.label}")
+                                    title=view.label)
     reduced = experiment.reduced_file(ref, entry)
     (directory / "exports").mkdir(exist_ok=True)
     stored = NexusFile(reduced).result("rad_cut_gid")

@@ -29,7 +29,6 @@ FORMATS = (".csv", ".dat", ".txt")
 #: Rows a spreadsheet opens (Excel, LibreOffice): a longer .csv is said to be so.
 SPREADSHEET_ROWS = 1_048_576
 _ROWS_PER_WRITE = 65_536
-_UNITS = {"A^-1": "A^-1", "nm^-1": "nm^-1"}
 
 
 @dataclass
@@ -40,21 +39,21 @@ class Exported:
 
 
 def _axis_column(axis) -> str:
-    return f"{axis.name} ({_UNITS.get(axis.unit, axis.unit) if axis.is_q else 'deg'})"
+    return f"{axis.name} ({axis.unit if axis.is_q else 'deg'})"
 
 
 def _mean(result: Result) -> tuple[np.ndarray, np.ndarray | None]:
     """Mean over frames of intensity (NaN where no frame has a value) and its error."""
-    finite = np.isfinite(result.intensity)
-    count = finite.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, np.where(finite, result.intensity, 0).sum(axis=0) / count,
-                        np.nan)
-        errors = None
-        if result.errors is not None:
-            variance = np.where(finite, result.errors.astype(np.float64) ** 2, 0).sum(axis=0)
+    from nxgid.plot.results import frame_mean
+
+    errors = None
+    if result.errors is not None:
+        finite = np.isfinite(result.intensity)
+        count = finite.sum(axis=0)
+        variance = np.where(finite, result.errors.astype(np.float64) ** 2, 0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
             errors = np.where(count > 0, np.sqrt(variance) / count, np.nan)
-    return mean, errors
+    return frame_mean(result.intensity), errors
 
 
 def table(result: Result, frames: list[int]) -> tuple[list[str], np.ndarray]:
